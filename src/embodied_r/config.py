@@ -27,7 +27,9 @@ class SyntheticConfig(_Section):
     seed: int = Field(0, ge=0, description="Seed for scenes, trajectories and questions.")
     scenes: int = Field(10, ge=1, le=10_000)
     videos_per_scene: int = Field(4, ge=1, le=1000)
-    questions_per_video: int = Field(8, ge=1, le=200, description="Target questions per video, spread over the categories.")
+    questions_per_video: int = Field(
+        8, ge=1, le=200, description="Target questions per video, spread over the categories."
+    )
     width: int = Field(256, ge=64, le=1920)
     height: int = Field(192, ge=48, le=1080)
     fps: float = Field(10.0, gt=0, le=60)
@@ -91,6 +93,23 @@ class KeyframesConfig(_Section):
     min_frames: int = Field(4, ge=1)
     max_frames: int = Field(32, ge=2)
     decode_chunk: int = Field(32, ge=1, description="Frames decoded per batch (memory bound).")
+    sample_rounding: Literal["round", "floor"] = Field(
+        "round",
+        description="Sampling step: round(fps/sample_fps) half up (reference, default) or int() (official code: "
+        "29.97 fps gives 29).",
+    )
+    keep_last: bool = Field(
+        True, description="Always keep the last sampled frame as a key frame (official code; reason 'last')."
+    )
+    clamp_spacing: Literal["uniform", "official"] = Field(
+        "uniform",
+        description="How clamping spaces frames: 'uniform' = positions round_half_up(i*(n-1)/(m-1)) (reference, "
+        "default); 'official' = first, last and 1+round(i*(n-2)/(m-2)) as in the official constrained_sampling.",
+    )
+    decode_threads: int = Field(1, ge=0, description="decord decoder threads (0 = FFmpeg's choice).")
+    max_side: int | None = Field(
+        None, ge=32, description="Shrink frames so the longer side is at most this; None = full frames (paper)."
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> KeyframesConfig:

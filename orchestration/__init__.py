@@ -1,0 +1,1 @@
+"""The Dagster code location of embodied-r: thin assets that call the library."""

@@ -1,0 +1,57 @@
+"""``raw_videos``: the ingested dataset (videos, question records, scene split)."""
+
+import hashlib
+
+import dagster as dg
+
+from embodied_r.data.ingest import ingest, read_videos
+from orchestration.partitions import VIDEOS
+from orchestration.resources import ProjectResource
+
+
+def _markdown_counts(counts: dict[str, int], key: str) -> str:
+    rows = "\n".join(f"| {name} | {n} |" for name, n in counts.items())
+    return f"| {key} | count |\n|---|---|\n{rows}"
+
+
+def sync_video_partitions(instance: dg.DagsterInstance, video_ids: list[str]) -> tuple[int, int]:
+    """Make the ``videos`` dynamic partitions exactly ``video_ids``; returns (added, removed)."""
+    existing = set(instance.get_dynamic_partitions(VIDEOS))
+    wanted = set(video_ids)
+    added = sorted(wanted - existing)
+    removed = sorted(existing - wanted)
+    if added:
+        instance.add_dynamic_partitions(VIDEOS, added)
+    for key in removed:
+        instance.delete_dynamic_partition(VIDEOS, key)
+    return len(added), len(removed)
+
+
+@dg.asset(group_name="data", kinds={"python"})
+def raw_videos(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.MaterializeResult:
+    """The ingested dataset: video files, question records with their scene split, exclusions.
+
+    Registers one ``videos`` dynamic partition per video for the per-video assets.
+    """
+    params = project.load_params()
+    out = project.layout(params).raw
+    summary = ingest(params, out)
+    videos = read_videos(out)
+    added, removed = sync_video_partitions(context.instance, sorted(videos))
+    records_hash = hashlib.sha256((out / "records.jsonl").read_bytes()).hexdigest()
+    context.log.info("%d videos, %d questions; partitions +%d -%d", summary.videos, summary.questions, added, removed)
+    return dg.MaterializeResult(
+        metadata={
+            "source": summary.source,
+            "videos": summary.videos,
+            "questions": summary.questions,
+            "dagster/row_count": summary.questions,
+            "questions_per_category": dg.MetadataValue.md(_markdown_counts(summary.per_category, "category")),
+            "questions_per_split": dg.MetadataValue.json(summary.per_split),
+            "scenes_per_split": dg.MetadataValue.json(summary.scenes_per_split),
+            "exclusions": dg.MetadataValue.json(summary.exclusions),
+            "records_sha256": records_hash,
+            "path": dg.MetadataValue.path(str(out)),
+        },
+        data_version=dg.DataVersion(records_hash[:16]),
+    )

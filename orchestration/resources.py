@@ -1,0 +1,54 @@
+"""Resources: the project (params.yaml + layout) and MLflow tracking."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from embodied_r.config import Params, load_params
+from embodied_r.layout import Layout
+
+
+def default_root() -> str:
+    """The project root: ``$EMBODIED_R_ROOT`` or the working directory."""
+    return os.environ.get("EMBODIED_R_ROOT") or os.getcwd()
+
+
+class ProjectResource(dg.ConfigurableResource):
+    """The project checkout: where ``params.yaml`` is and where outputs go."""
+
+    root: str = ""
+    params_file: str = "params.yaml"
+
+    @property
+    def root_path(self) -> Path:
+        return Path(self.root or default_root()).resolve()
+
+    def load_params(self) -> Params:
+        """Read and validate ``params.yaml`` (fresh on every call: the file is the truth)."""
+        path = Path(self.params_file)
+        return load_params(path if path.is_absolute() else self.root_path / path)
+
+    def layout(self, params: Params | None = None) -> Layout:
+        params = params or self.load_params()
+        return Layout(root=self.root_path, data_dir=params.data_dir)
+
+
+class MlflowResource(dg.ConfigurableResource):
+    """MLflow tracking and registry, configured from the ``tracking`` section of params."""
+
+    project: ProjectResource
+    ui_url: str = "http://127.0.0.1:5000"
+
+    def configure(self) -> str:
+        """Point MLflow at the project's store; returns the experiment id."""
+        from embodied_r.tracking import configure_tracking
+
+        return configure_tracking(self.project.load_params().tracking, self.project.root_path)
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        from embodied_r.tracking import run_url
+
+        return run_url(experiment_id, run_id, self.ui_url)

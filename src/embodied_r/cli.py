@@ -1,0 +1,184 @@
+"""The ``embodied-r`` command line.
+
+``embodied-r materialize ASSET`` runs a Dagster materialization in-process on the
+project's persistent instance (``.dagster_home/``); each DVC stage is one such call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+log = logging.getLogger("embodied_r")
+
+_DAGSTER_YAML = """\
+# Dagster instance of this checkout (created by embodied-r; git-ignored).
+telemetry:
+  enabled: false
+"""
+
+
+def ensure_dagster_home(root: Path) -> Path:
+    """Use ``$DAGSTER_HOME`` or ``<root>/.dagster_home``, creating it (and dagster.yaml) when missing."""
+    home = Path(os.environ.get("DAGSTER_HOME") or root / ".dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(_DAGSTER_YAML, encoding="utf-8")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    if verbose < 2:
+        for noisy in ("alembic", "urllib3", "httpx", "matplotlib"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def cmd_check_params(args: argparse.Namespace) -> int:
+    from embodied_r.config import load_params
+
+    params = load_params(args.params)
+    print(f"{args.params}: valid (profile {params.profile!r})")
+    return 0
+
+
+def cmd_materialize(args: argparse.Namespace) -> int:
+    root = Path(args.root).resolve()
+    os.environ["EMBODIED_R_ROOT"] = str(root)
+    ensure_dagster_home(root)
+
+    import dagster as dg
+
+    from embodied_r.config import load_params
+    from orchestration.definitions import defs
+
+    load_params(root / args.params)  # fail fast, before Dagster starts, on a bad params file
+    instance = dg.DagsterInstance.get()
+    level = "WARNING" if args.verbose == 0 else "INFO" if args.verbose == 1 else "DEBUG"
+    result = dg.materialize(
+        assets=[*defs.assets, *(defs.asset_checks or [])],
+        selection=args.assets,
+        instance=instance,
+        resources=defs.resources,
+        partition_key=args.partition,
+        tags=dict(t.split("=", 1) for t in args.tag),
+        run_config={"loggers": {"console": {"config": {"log_level": level}}}},
+        raise_on_error=False,
+    )
+    for event in result.get_asset_materialization_events():
+        mat = event.asset_materialization
+        print(f"materialized {mat.asset_key.to_user_string()}" + (f" [{mat.partition}]" if mat.partition else ""))
+    for check in result.get_asset_check_evaluations():
+        status = "passed" if check.passed else "FAILED"
+        print(f"check {check.asset_key.to_user_string()}:{check.check_name} {status}")
+    if not result.success:
+        print(f"run {result.run_id} failed; details: make ui, then open the run", file=sys.stderr)
+        for event in result.all_events:
+            if event.is_failure and event.step_failure_data is not None:
+                print(
+                    event.step_failure_data.error.to_string() if event.step_failure_data.error else "", file=sys.stderr
+                )
+        return 1
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from embodied_r.services import dagster_ui_argv, run_service
+
+    root = Path(args.root).resolve()
+    home = ensure_dagster_home(root)
+    env = {**os.environ, "EMBODIED_R_ROOT": str(root)}
+    print(f"Dagster UI on http://{args.host}:{args.port} (Ctrl-C or `make stop` to stop)")
+    return run_service("dagster-ui", dagster_ui_argv(args.host, args.port), home, env)
+
+
+def cmd_mlflow_ui(args: argparse.Namespace) -> int:
+    from embodied_r.config import load_params
+    from embodied_r.services import mlflow_ui_argv, run_service
+    from embodied_r.tracking import resolve_tracking_uri
+
+    root = Path(args.root).resolve()
+    home = ensure_dagster_home(root)
+    tracking = load_params(root / args.params).tracking
+    uri = resolve_tracking_uri(tracking.tracking_uri, root)
+    artifacts = (root / tracking.artifact_root).resolve()
+    artifacts.mkdir(parents=True, exist_ok=True)
+    print(f"MLflow UI on http://{args.host}:{args.port} (Ctrl-C or `make stop` to stop)")
+    return run_service("mlflow-ui", mlflow_ui_argv(uri, artifacts, args.host, args.port), home)
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from embodied_r.services import stop_services
+
+    stopped = stop_services(ensure_dagster_home(Path(args.root).resolve()))
+    print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from embodied_r.config import load_params
+    from embodied_r.layout import Layout
+    from embodied_r.report import render_summary
+
+    root = Path(args.root).resolve()
+    params = load_params(root / args.params)
+    print(render_summary(Layout(root=root, data_dir=params.data_dir)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="embodied-r", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug")
+    parser.add_argument("--root", default=".", help="project root (holds params.yaml)")
+    parser.add_argument("--params", default="params.yaml", help="params file, relative to the root")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("check-params", help="validate params.yaml")
+    p.set_defaults(func=cmd_check_params)
+
+    p = sub.add_parser("materialize", help="materialize assets in-process on the project's Dagster instance")
+    p.add_argument("assets", nargs="+", help="asset keys (or a Dagster selection) to materialize")
+    p.add_argument("--partition", default=None, help="one partition key (per-video assets)")
+    p.add_argument("--tag", action="append", default=[], help="run tag KEY=VALUE (repeatable)")
+    p.set_defaults(func=cmd_materialize)
+
+    p = sub.add_parser("summary", help="print what the pipeline has produced so far and where to look")
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("ui", help="start the Dagster UI (foreground)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=3000)
+    p.set_defaults(func=cmd_ui)
+
+    p = sub.add_parser("mlflow-ui", help="start the MLflow UI (foreground)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5000)
+    p.set_defaults(func=cmd_mlflow_ui)
+
+    p = sub.add_parser("stop", help="stop the UIs started by `ui` and `mlflow-ui`")
+    p.set_defaults(func=cmd_stop)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    from embodied_r.config import ParamsError
+
+    try:
+        return args.func(args)
+    except ParamsError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

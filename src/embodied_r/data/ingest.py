@@ -1,0 +1,161 @@
+"""Ingest a dataset: records, videos and the scene split, written byte-deterministically.
+
+This is the library side of the ``raw_videos`` asset. Whatever the source (the embedded
+synthetic world or a real benchmark), the output folder has the same layout::
+
+    records.jsonl      one QuestionRecord per line, sorted by question id, split assigned
+    videos.json        video_id -> {path, size, sha256}; only videos some record uses
+    exclusions.jsonl   every record or video left out, with its reason
+    summary.json       counts per category, per split, per exclusion reason
+    videos/            the embedded world's mp4 files (real data stays where it is)
+    ground_truth/      the embedded world's per-video geometry
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+from collections import Counter
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from embodied_r.config import Params
+from embodied_r.data.records import DatasetBuild, Exclusion, QuestionRecord, write_json, write_jsonl
+from embodied_r.data.split import assign_splits
+
+log = logging.getLogger(__name__)
+
+
+class IngestSummary(BaseModel):
+    """What the ingest produced; becomes the asset's metadata and ``summary.json``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: str
+    videos: int
+    questions: int
+    per_category: dict[str, int]
+    per_split: dict[str, int]
+    scenes_per_split: dict[str, int]
+    exclusions: dict[str, int]
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_source(params: Params, out_dir: Path, *, progress: bool = True) -> DatasetBuild:
+    """Build the dataset named by ``params.data.source``. Video paths come back absolute."""
+    source = params.data.source
+    if source == "embedded":
+        from embodied_r.data.synthetic import generate_embedded_dataset
+
+        build = generate_embedded_dataset(params.synthetic, out_dir, progress=progress)
+        build.videos = {vid: str((out_dir / rel).resolve()) for vid, rel in build.videos.items()}
+        return build
+
+    from embodied_r.data import adapters
+
+    annotations, videos_dir = Path(params.data.annotations or ""), Path(params.data.videos_dir or "")
+    if source == "official":
+        return adapters.load_official_json(annotations, videos_dir)
+    if source == "urbanvideo":
+        return adapters.load_urbanvideo(annotations, videos_dir)
+    if source == "vsibench":
+        return adapters.load_vsibench(annotations, videos_dir)
+    raise ValueError(f"data.source: unknown source {source!r}")  # unreachable: params validate it
+
+
+def select_records(
+    records: list[QuestionRecord], categories: tuple[str, ...], max_questions: int | None
+) -> tuple[list[QuestionRecord], list[Exclusion]]:
+    """Keep the categories asked for (the paper's eight by default) and cap the count.
+
+    Dropped records are returned as exclusions, so nothing disappears silently.
+    """
+    wanted = set(categories)
+    kept, excluded = [], []
+    for record in sorted(records, key=lambda r: r.question_id):
+        if record.category not in wanted:
+            excluded.append(
+                Exclusion(
+                    source=record.data_source,
+                    item=record.question_id,
+                    reason="category_not_selected",
+                    detail=f"category {record.category!r} is not in data.categories",
+                )
+            )
+        elif max_questions is not None and len(kept) >= max_questions:
+            excluded.append(
+                Exclusion(source=record.data_source, item=record.question_id, reason="over_max_questions")
+            )
+        else:
+            kept.append(record)
+    return kept, excluded
+
+
+def _project_relative(path: Path, root: Path) -> str:
+    """A path relative to ``root`` when inside it (portable), else absolute."""
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.resolve().as_posix()
+
+
+def ingest(params: Params, out_dir: Path, *, progress: bool = True) -> IngestSummary:
+    """Build the dataset named by ``params`` into ``out_dir`` (emptied first: it is an output)."""
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+
+    build = load_source(params, out_dir, progress=progress)
+    records, dropped = select_records(build.records, params.data.categories, params.data.max_questions)
+    records = assign_splits(records, params.split.ratios, params.split.seed)
+    exclusions = sorted([*build.exclusions, *dropped], key=lambda e: (e.item, e.reason))
+
+    used = sorted({r.video_id for r in records})
+    videos = {}
+    for video_id in used:
+        path = Path(build.videos[video_id])
+        videos[video_id] = {
+            "path": _project_relative(path, out_dir),
+            "size": path.stat().st_size,
+            "sha256": sha256_file(path),
+        }
+    # Embedded videos no record uses (all their questions filtered out) are not kept.
+    for video_id, path in build.videos.items():
+        if video_id not in videos and Path(path).is_relative_to(out_dir.resolve()):
+            Path(path).unlink(missing_ok=True)
+
+    write_jsonl(out_dir / "records.jsonl", records)
+    write_jsonl(out_dir / "exclusions.jsonl", exclusions)
+    write_json(out_dir / "videos.json", videos)
+    summary = IngestSummary(
+        source=params.data.source,
+        videos=len(videos),
+        questions=len(records),
+        per_category=dict(sorted(Counter(r.category for r in records).items())),
+        per_split=dict(sorted(Counter(r.split for r in records).items())),
+        scenes_per_split=dict(sorted(Counter(s for _, s in {(r.scene_name, r.split) for r in records}).items())),
+        exclusions=dict(sorted(Counter(e.reason for e in exclusions).items())),
+    )
+    write_json(out_dir / "summary.json", summary.model_dump())
+    log.info("ingested %d questions over %d videos from %s", summary.questions, summary.videos, summary.source)
+    return summary
+
+
+def read_videos(data_dir: Path) -> dict[str, dict]:
+    """The ``videos.json`` of an ingested dataset, with paths resolved against ``data_dir``."""
+    import json
+
+    raw = json.loads((data_dir / "videos.json").read_text(encoding="utf-8"))
+    for entry in raw.values():
+        entry["path"] = str((data_dir / entry["path"]).resolve())
+    return raw

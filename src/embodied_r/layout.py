@@ -1,0 +1,33 @@
+"""Where each stage's outputs live. One place, shared by the Dagster assets and ``dvc.yaml``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Paths of a project checkout: ``root`` is the folder holding ``params.yaml``."""
+
+    root: Path
+    data_dir: str = "data"
+
+    @property
+    def data(self) -> Path:
+        return self.root / self.data_dir
+
+    @property
+    def raw(self) -> Path:
+        """``raw_videos``: records, videos, ground truth, split."""
+        return self.data / "raw"
+
+    @property
+    def keyframes(self) -> Path:
+        """``keyframes``: one folder per video."""
+        return self.data / "keyframes"
+
+    @property
+    def reports(self) -> Path:
+        """Failure and exclusion reports that are not stage outputs of their own."""
+        return self.data / "reports"
