@@ -93,6 +93,9 @@ class KeyframesConfig(_Section):
     min_frames: int = Field(4, ge=1)
     max_frames: int = Field(32, ge=2)
     decode_chunk: int = Field(32, ge=1, description="Frames decoded per batch (memory bound).")
+    max_failed_share: float = Field(
+        0.0, ge=0, le=1, description="Share of videos that may fail (reported, dropped later) before the run fails."
+    )
     sample_rounding: Literal["round", "floor"] = Field(
         "round",
         description="Sampling step: round(fps/sample_fps) half up (reference, default) or int() (official code: "

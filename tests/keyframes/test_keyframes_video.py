@@ -1,0 +1,119 @@
+"""Probing, sampling and decoding; every unusable video raises VideoError naming the file."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import decord
+import numpy as np
+import pytest
+
+from embodied_r.keyframes import VideoError, iter_frames, probe_video, sample_indices, sample_step
+from embodied_r.keyframes.synthetic import static, write_video
+
+
+def test_probe_reads_container_facts(videos):
+    info = probe_video(videos["static"])
+    assert (info.frames, info.fps, info.width, info.height) == (300, 30.0, 320, 240)
+    assert info.duration == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize(
+    ("fps", "rounding", "step"),
+    [(30.0, "round", 30), (29.97, "round", 30), (29.97, "floor", 29), (25.0, "round", 25), (0.5, "round", 1)],
+)
+def test_sample_step(fps, rounding, step):
+    assert sample_step(fps, 1.0, rounding) == step
+
+
+def test_sample_indices_keep_last_and_step():
+    assert sample_indices(95, 30.0, 1.0) == [0, 30, 60, 90, 94]
+    assert sample_indices(91, 30.0, 1.0) == [0, 30, 60, 90]
+    assert sample_indices(10, 30.0, 10.0) == [0, 3, 6, 9]  # 3 fps sampling -> step 3
+    assert sample_indices(5, 2.0, 5.0) == [0, 1, 2, 3, 4]  # step never below 1
+
+
+def test_decoded_frames_equal_sequential_decoding(videos):
+    cap = cv2.VideoCapture(str(videos["rotate"]))
+    every = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        every.append(frame)
+    wanted = [0, 7, 30, 31, 200, 449]
+    got = list(iter_frames(videos["rotate"], wanted, chunk=4))
+    assert [i for i, _ in got] == wanted
+    assert all(np.array_equal(frame, every[i]) for i, frame in got)
+
+
+def _assert_names(exc: pytest.ExceptionInfo, path) -> None:
+    assert str(path) in str(exc.value)
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "nope.mp4"
+    with pytest.raises(VideoError, match="no such file") as exc:
+        probe_video(path)
+    _assert_names(exc, path)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a video at all" * 100, bytes(range(256)) * 40])
+def test_corrupt_bytes(tmp_path, content):
+    path = tmp_path / "broken.mp4"
+    path.write_bytes(content)
+    with pytest.raises(VideoError, match="re-encode") as exc:
+        probe_video(path)
+    _assert_names(exc, path)
+
+
+def test_truncated_file(tmp_path, videos):
+    path = tmp_path / "truncated.mp4"
+    path.write_bytes(videos["static"].read_bytes()[:5000])  # mp4v writes the index (moov) at the end
+    with pytest.raises(VideoError) as exc:
+        probe_video(path)
+    _assert_names(exc, path)
+
+
+def test_no_video_stream(tmp_path):
+    path = tmp_path / "empty.mp4"
+    cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (64, 48)).release()
+    with pytest.raises(VideoError) as exc:
+        probe_video(path)
+    _assert_names(exc, path)
+
+
+def test_shorter_than_one_second(tmp_path, texture):
+    path = write_video(tmp_path / "short.mp4", static(), frames=20, fps=30.0, texture=texture)
+    with pytest.raises(VideoError, match="shorter than one second") as exc:
+        probe_video(path)
+    _assert_names(exc, path)
+
+
+class _FakeReader:
+    def __init__(self, frames: int, fps: float):
+        self._frames, self._fps = frames, fps
+
+    def __len__(self):
+        return self._frames
+
+    def get_avg_fps(self):
+        return self._fps
+
+    def __getitem__(self, i):
+        return np.zeros((48, 64, 3), np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("frames", "fps", "message"),
+    [(0, 30.0, "no frames"), (100, 0.0, "fps=0.0"), (100, math.nan, "fps=nan"), (100, -5.0, "fps=-5.0")],
+)
+def test_bad_container_metadata(tmp_path, monkeypatch, frames, fps, message):
+    path = tmp_path / "weird.mp4"
+    path.write_bytes(b"x")
+    monkeypatch.setattr(decord, "VideoReader", lambda *a, **k: _FakeReader(frames, fps))
+    with pytest.raises(VideoError, match=message) as exc:
+        probe_video(path)
+    _assert_names(exc, path)
+    assert isinstance(exc.value, ValueError)
