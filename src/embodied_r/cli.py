@@ -60,6 +60,15 @@ def cmd_materialize(args: argparse.Namespace) -> int:
 
     load_params(root / args.params)  # fail fast, before Dagster starts, on a bad params file
     instance = dg.DagsterInstance.get()
+    tags = dict(t.split("=", 1) for t in args.tag)
+    if args.all_partitions:
+        from orchestration.partitions import all_videos_run_tags
+
+        try:
+            tags |= all_videos_run_tags(instance)
+        except ValueError as exc:
+            print(str(exc), file=sys.stderr)
+            return 1
     level = "WARNING" if args.verbose == 0 else "INFO" if args.verbose == 1 else "DEBUG"
     result = dg.materialize(
         assets=[*defs.assets, *(defs.asset_checks or [])],
@@ -67,13 +76,13 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         instance=instance,
         resources=defs.resources,
         partition_key=args.partition,
-        tags=dict(t.split("=", 1) for t in args.tag),
+        tags=tags,
         run_config={"loggers": {"console": {"config": {"log_level": level}}}},
         raise_on_error=False,
     )
     for event in result.get_asset_materialization_events():
-        mat = event.asset_materialization
-        print(f"materialized {mat.asset_key.to_user_string()}" + (f" [{mat.partition}]" if mat.partition else ""))
+        partition = f" [{event.partition}]" if event.partition else ""
+        print(f"materialized {event.asset_key.to_user_string()}{partition}")
     for check in result.get_asset_check_evaluations():
         status = "passed" if check.passed else "FAILED"
         print(f"check {check.asset_key.to_user_string()}:{check.check_name} {status}")
@@ -145,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("materialize", help="materialize assets in-process on the project's Dagster instance")
     p.add_argument("assets", nargs="+", help="asset keys (or a Dagster selection) to materialize")
     p.add_argument("--partition", default=None, help="one partition key (per-video assets)")
+    p.add_argument("--all-partitions", action="store_true", help="every video partition, in one run")
     p.add_argument("--tag", action="append", default=[], help="run tag KEY=VALUE (repeatable)")
     p.set_defaults(func=cmd_materialize)
 
