@@ -6,15 +6,20 @@ Load it with ``dagster dev -m orchestration.definitions`` (``make ui``) or check
 so dynamic partitions survive between commands.
 """
 
+import warnings
+
 import dagster as dg
 
-from orchestration.assets import data
-from orchestration.resources import MlflowResource, ProjectResource
+# The single-run backfill policy (one process for many video partitions) is marked beta.
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+
+from orchestration.assets import data, keyframes  # noqa: E402
+from orchestration.resources import MlflowResource, ProjectResource  # noqa: E402
 
 project = ProjectResource()
 
 defs = dg.Definitions(
-    assets=[data.raw_videos],
+    assets=[data.raw_videos, keyframes.keyframes],
     resources={"project": project, "mlflow": MlflowResource(project=project)},
     executor=dg.in_process_executor,
 )

@@ -1,0 +1,90 @@
+"""``keyframes``: the paper's key frames of each video, one partition per video."""
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+
+from embodied_r.data.ingest import read_videos
+from embodied_r.keyframes import extract_many
+from orchestration.assets.data import raw_videos
+from orchestration.media import image_markdown
+from orchestration.partitions import videos_partitions
+from orchestration.resources import ProjectResource
+
+FAILURES = "_failures"
+
+
+def write_failure(root: Path, video_id: str, error: str | None) -> None:
+    """Record (or clear, with ``error=None``) a video's failure in ``<root>/_failures/<video_id>.json``."""
+    path = root / FAILURES / f"{video_id}.json"
+    if error is None:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"video_id": video_id, "error": error}, indent=2, sort_keys=True) + "\n")
+
+
+@dg.asset(
+    group_name="perception",
+    kinds={"opencv"},
+    deps=[raw_videos],
+    partitions_def=videos_partitions,
+    # Many partitions per run: one process extracts a whole backfill, not one process per video.
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    # Each partition reports its own materialization, so one bad video does not hide the others.
+    output_required=False,
+)
+def keyframes(context: dg.AssetExecutionContext, project: ProjectResource) -> Iterator[dg.AssetMaterialization]:
+    """Key frames per video (ORB + RANSAC homography overlap, clamped to [min, max]).
+
+    Writes ``data/keyframes/<video_id>/``: the key-frame images, ``manifest.json`` (indices,
+    timestamps, overlaps, why each frame was kept) and ``contact_sheet.png``. A video that cannot
+    be decoded fails its partition and is recorded in ``data/keyframes/_failures/``; the others
+    complete. The run fails when more than ``keyframes.max_failed_share`` of its videos fail.
+    """
+    params = project.load_params()
+    layout = project.layout(params)
+    videos = read_videos(layout.raw)
+    keys = list(context.partition_keys)
+    unknown = sorted(set(keys) - set(videos))
+    if unknown:
+        raise dg.Failure(
+            description=f"partitions {unknown[:5]} are not in {layout.raw / 'videos.json'}; rematerialize raw_videos"
+        )
+    paths = {key: Path(videos[key]["path"]) for key in keys}
+    results, failures = extract_many(paths, params.keyframes, layout.keyframes, progress=len(keys) > 1)
+
+    for video_id, summary in sorted(results.items()):
+        write_failure(layout.keyframes, video_id, None)
+        out_dir = layout.keyframes / video_id
+        manifest = json.loads((out_dir / "manifest.json").read_text())
+        overlaps = [kf["overlap"] for kf in manifest["keyframes"] if kf.get("overlap") is not None]
+        yield dg.AssetMaterialization(
+            asset_key=context.asset_key,
+            partition=video_id,
+            metadata={
+                "count": summary["count"],
+                "mean_overlap": round(sum(overlaps) / len(overlaps), 4) if overlaps else None,
+                "decode_seconds": summary.get("decode_seconds"),
+                "resumed": summary.get("skipped", False),
+                "indices": dg.MetadataValue.json([kf["index"] for kf in manifest["keyframes"]]),
+                "contact_sheet": image_markdown(out_dir / "contact_sheet.png", f"{video_id} key frames"),
+                "path": dg.MetadataValue.path(str(out_dir)),
+            },
+        )
+    for failure in failures:
+        write_failure(layout.keyframes, failure["video_id"], failure["error"])
+        context.log.error("key frames of %s failed: %s", failure["video_id"], failure["error"])
+
+    share = len(failures) / len(keys) if keys else 0.0
+    if failures and share > params.keyframes.max_failed_share:
+        raise dg.Failure(
+            description=(
+                f"{len(failures)} of {len(keys)} videos failed key-frame extraction "
+                f"(allowed share keyframes.max_failed_share={params.keyframes.max_failed_share}); "
+                f"see {layout.keyframes / FAILURES}"
+            ),
+            metadata={"failures": dg.MetadataValue.json(failures)},
+        )
