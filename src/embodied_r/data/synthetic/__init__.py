@@ -101,7 +101,9 @@ def generate_embedded_dataset(
                 _render_job(job)
                 bar.update()
         else:
-            ctx = multiprocessing.get_context("spawn" if sys.platform == "darwin" else "fork")
+            # spawn, not fork: the caller (a Dagster run, a test session) has threads, and forking a threaded
+            # process can deadlock the children on locks held at fork time.
+            ctx = multiprocessing.get_context("spawn")
             with ctx.Pool(n_workers, initializer=_reset_signals) as pool:
                 for _ in pool.imap_unordered(_render_job, jobs):
                     bar.update()
