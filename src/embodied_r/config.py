@@ -8,11 +8,12 @@ and the keys that are allowed. Defaults are the paper's values; where the projec
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from embodied_r.vocabulary import TASK_CATEGORIES
 
@@ -121,6 +122,190 @@ class KeyframesConfig(_Section):
         return self
 
 
+class PerceptionConfig(BaseModel):
+    """How key frames become text: which VLM, which prompts mode, generation and oracle-noise settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backend: Literal["oracle", "openai", "transformers"] = Field(
+        "oracle",
+        description="oracle: ground-truth descriptions of the embedded world; openai: any OpenAI-compatible "
+        "chat-completions server (vLLM, DashScope); transformers: a local Hugging Face VLM.",
+    )
+    mode: Literal["per_question", "per_video"] = Field(
+        "per_question",
+        description="per_question: one description per (video, question) as in the paper; per_video: one "
+        "description per video naming all its questions' objects (far fewer calls; not in the paper).",
+    )
+    model: str = Field(
+        "oracle",
+        min_length=1,
+        description='Model id, e.g. "Qwen/Qwen2.5-VL-72B-Instruct" (openai / transformers; a local folder '
+        'also works for transformers); "oracle" for the oracle backend.',
+    )
+    base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible endpoint (openai backend).")
+    api_key_env: str = Field(
+        "OPENAI_API_KEY",
+        min_length=1,
+        description="Name of the environment variable holding the API key; the key itself never goes into "
+        "params or logs. Unset with a local base_url (vLLM) → the placeholder key 'EMPTY'.",
+    )
+    temperature: float = Field(0.1, ge=0.0, le=2.0, description="Sampling temperature (paper's tool: 0.1); 0 = greedy.")
+    top_p: float | None = Field(None, gt=0.0, le=1.0, description="Nucleus sampling; None = the server's default.")
+    max_tokens: int = Field(512, ge=1, le=16384, description="Maximum tokens of one answer.")
+    concurrency: int = Field(8, ge=1, le=64, description="Requests in flight at once.")
+    timeout_s: float = Field(120.0, gt=0.0, le=3600.0, description="Timeout of one request (seconds).")
+    max_retries: int = Field(
+        4, ge=0, le=20, description="Retries on timeouts, 429 and 5xx (the openai SDK's exponential backoff)."
+    )
+    image_max_side: int | None = Field(
+        1024, ge=32, le=8192, description="Key frames are downscaled so the longer side is at most this; None = as is."
+    )
+    jpeg_quality: int = Field(90, ge=1, le=100, description="JPEG quality of re-encoded (downscaled) uploads.")
+    trust_remote_code: bool = Field(False, description="transformers: allow model code from the checkpoint.")
+    device: str = Field("cpu", description='transformers: "cpu", "cuda", "cuda:1" or "auto" (accelerate device_map).')
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="transformers: weights dtype.")
+    miss_object_prob: float = Field(
+        0.1, ge=0.0, le=1.0, description="oracle: chance that a visible object is left out of a description."
+    )
+    wrong_color_prob: float = Field(
+        0.05, ge=0.0, le=1.0, description="oracle: chance that an object's colour is wrong."
+    )
+    wrong_action_prob: float = Field(
+        0.1, ge=0.0, le=1.0, description="oracle: chance that point 1 names a wrong action."
+    )
+    noise_seed: int = Field(0, ge=0, description="oracle: seed of the noise (per video, frame and question).")
+    cache_dir: str = Field(
+        ".cache/perception",
+        description="Content-addressed answer cache, relative to the project root. Outside data/ on purpose: "
+        "DVC deletes stage outputs before a rerun, the cache must survive to make resume free.",
+    )
+    max_failed_share: float = Field(
+        0.0, ge=0.0, le=1.0, description="Share of questions allowed to fail before the step fails (orchestration)."
+    )
+
+    @model_validator(mode="after")
+    def _check_model(self) -> PerceptionConfig:
+        if self.backend == "oracle" and self.model != "oracle":
+            raise ValueError(f'perception.model must be "oracle" with the oracle backend, got {self.model!r}')
+        if self.backend != "oracle" and self.model == "oracle":
+            raise ValueError(
+                f'perception.model is "oracle" but backend is {self.backend!r}: name the VLM, '
+                'e.g. "Qwen/Qwen2.5-VL-72B-Instruct"'
+            )
+        return self
+
+    def generation_settings(self) -> dict[str, object]:
+        """The settings that change an answer for this backend (part of every cache key)."""
+        if self.backend == "oracle":
+            return {
+                "miss_object_prob": self.miss_object_prob,
+                "wrong_color_prob": self.wrong_color_prob,
+                "wrong_action_prob": self.wrong_action_prob,
+                "noise_seed": self.noise_seed,
+            }
+        settings: dict[str, object] = {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+            "image_max_side": self.image_max_side,
+        }
+        if self.backend == "openai":
+            settings["jpeg_quality"] = self.jpeg_quality
+        else:
+            settings["dtype"] = self.dtype
+        return settings
+
+
+#: Case-insensitive regexes of a VLM refusing or failing to look at the images.
+DEFAULT_REFUSAL_PATTERNS: tuple[str, ...] = (
+    r"\bI[’']m sorry\b",
+    r"\bI am sorry\b",
+    r"\bI (cannot|can[’']t|am unable to|am not able to) (help|assist|comply)\b",
+    r"\bas an AI\b",
+    r"\bI (cannot|can[’']t|am unable to|am not able to|do not|don[’']t) (see|view|analy[sz]e|access|process) "
+    r"(the |these |this |any )?(image|images|frame|frames|picture|pictures|video)\b",
+    r"\bno (image|images|frames?) (was|were|has been|have been) (provided|attached|shared)\b",
+)
+
+
+class ValidationConfig(BaseModel):
+    """What the perception outputs must satisfy to go on to reasoning and training.
+
+    >>> ValidationConfig(min_keyframes=4, max_keyframes=32).max_unparsable_action_share
+    0.2
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_keyframes: int = Field(
+        4, ge=1, description="Fewest key frames a sample may have (the lower clamp bound of the key-frame stage)."
+    )
+    max_keyframes: int = Field(
+        32, ge=1, description="Most key frames a sample may have (the upper clamp bound of the key-frame stage)."
+    )
+    max_unparsable_action_share: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Largest share, over ALL non-first frames of the batch, whose action could not be parsed "
+            "(action is None). Overall rather than per sample: a 4-frame sample has 3 actions, so one "
+            "miss is already 33% and a per-sample gate would block on VLM noise."
+        ),
+    )
+    max_unparsable_action_share_per_sample: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Optional per-sample gate on the same share (e.g. 0.5; 0.99 catches only samples with no parsed "
+            "action at all). None turns the per-sample expectation off."
+        ),
+    )
+    min_description_chars: int = Field(
+        20, ge=1, description="Fewest characters of a frame's observation (stripped), the text the LM reads."
+    )
+    max_description_chars: int = Field(
+        4000, ge=1, description="Most characters of a frame's observation (stripped); longer means a runaway VLM."
+    )
+    refusal_patterns: tuple[str, ...] = Field(
+        DEFAULT_REFUSAL_PATTERNS,
+        description=(
+            "Regexes (matched case-insensitively, anywhere) that mark a frame's raw VLM answer as a refusal "
+            "or as a model that did not see the images."
+        ),
+    )
+    max_failing_examples: int = Field(
+        10, ge=0, description="Failing rows kept per expectation, identified by question_id (or scene)."
+    )
+
+    @field_validator("refusal_patterns")
+    @classmethod
+    def _patterns_compile(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as err:
+                raise ValueError(f"refusal pattern {pattern!r} is not a valid regex: {err}") from None
+        return patterns
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> ValidationConfig:
+        if self.min_keyframes > self.max_keyframes:
+            raise ValueError(f"min_keyframes ({self.min_keyframes}) > max_keyframes ({self.max_keyframes})")
+        if self.min_description_chars > self.max_description_chars:
+            raise ValueError(
+                f"min_description_chars ({self.min_description_chars}) > "
+                f"max_description_chars ({self.max_description_chars})"
+            )
+        return self
+
+    def refusal_regexes(self) -> list[str]:
+        """The refusal patterns with an inline case-insensitive flag, as GX and ``re`` take them."""
+        return [f"(?i){pattern}" for pattern in self.refusal_patterns]
+
+
 class TrackingConfig(_Section):
     """MLflow tracking and registry."""
 
@@ -139,7 +324,20 @@ class Params(_Section):
     data: DataConfig = DataConfig()
     split: SplitConfig = SplitConfig()
     keyframes: KeyframesConfig = KeyframesConfig()
+    perception: PerceptionConfig = PerceptionConfig()
+    #: Thresholds of the blocking data checks on perception outputs; ``min_keyframes`` and
+    #: ``max_keyframes`` default to the key-frame clamp bounds.
+    validation: ValidationConfig = ValidationConfig()
     tracking: TrackingConfig = TrackingConfig()
+
+    @model_validator(mode="after")
+    def _validation_follows_keyframes(self) -> Params:
+        bounds = {"min_keyframes": self.keyframes.min_frames, "max_keyframes": self.keyframes.max_frames}
+        unset = {k: v for k, v in bounds.items() if k not in self.validation.model_fields_set}
+        if unset:
+            merged = {**self.validation.model_dump(exclude_unset=True), **unset}
+            object.__setattr__(self, "validation", ValidationConfig(**merged))
+        return self
 
 
 class ParamsError(ValueError):

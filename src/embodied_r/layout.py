@@ -28,6 +28,11 @@ class Layout:
         return self.data / "keyframes"
 
     @property
+    def descriptions(self) -> Path:
+        """``vlm_descriptions``: described samples, failures, data-check outcomes."""
+        return self.data / "descriptions"
+
+    @property
     def reports(self) -> Path:
         """Failure and exclusion reports that are not stage outputs of their own."""
         return self.data / "reports"

@@ -1,0 +1,72 @@
+"""The perception stage over a whole ingested dataset (the library side of ``vlm_descriptions``).
+
+Reads the records and videos of ``raw_videos`` and the key frames of ``keyframes``, describes
+every question's key frames through the cache, and writes::
+
+    samples.jsonl    one DescribedSample per described question, sorted by question id
+    failures.jsonl   questions that could not be described this run (retried on the next)
+
+Run-dependent figures (calls, cache hits, tokens) are returned, not written, so the files are
+byte-identical whenever the descriptions are.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from embodied_r.config import Params
+from embodied_r.data.ingest import read_videos
+from embodied_r.data.records import read_records, write_jsonl
+from embodied_r.layout import Layout
+from embodied_r.perception.cache import DescriptionCache
+from embodied_r.perception.describe import DescribeOutcome, describe_samples
+from embodied_r.perception.records import DescribedSample
+
+log = logging.getLogger(__name__)
+
+SAMPLES = "samples.jsonl"
+FAILURES = "failures.jsonl"
+
+
+def describe_dataset(params: Params, layout: Layout, *, progress: bool = True, backend=None) -> DescribeOutcome:
+    """Describe every ingested question; write ``samples.jsonl`` and ``failures.jsonl`` to ``layout.descriptions``."""
+    records = read_records(layout.raw / "records.jsonl")
+    videos = read_videos(layout.raw)
+    gt_root = layout.raw / "ground_truth"
+    cache = DescriptionCache(layout.root / params.perception.cache_dir)
+    outcome = describe_samples(
+        records,
+        keyframes_root=layout.keyframes,
+        videos=videos,
+        ground_truth_root=gt_root if gt_root.is_dir() else None,
+        cfg=params.perception,
+        backend=backend,
+        cache=cache,
+        progress=progress,
+    )
+    out = layout.descriptions
+    out.mkdir(parents=True, exist_ok=True)
+    write_jsonl(out / SAMPLES, sorted(outcome.samples, key=lambda s: s.question_id))
+    write_jsonl(out / FAILURES, sorted(outcome.failures, key=lambda f: f["question_id"]))
+    log.info(
+        "described %d questions (%d failed): %d backend calls, %d cache hits",
+        len(outcome.samples),
+        len(outcome.failures),
+        outcome.stats.get("calls", 0),
+        outcome.stats.get("cache_hits", 0),
+    )
+    return outcome
+
+
+def read_samples(path: Path) -> list[DescribedSample]:
+    """Read ``samples.jsonl`` written by :func:`describe_dataset`."""
+    samples = []
+    with path.open(encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if line.strip():
+                try:
+                    samples.append(DescribedSample.model_validate_json(line))
+                except ValueError as exc:
+                    raise ValueError(f"{path}:{line_no}: invalid described sample: {exc}") from exc
+    return samples
