@@ -13,13 +13,15 @@ import dagster as dg
 # The single-run backfill policy (one process for many video partitions) is marked beta.
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
-from orchestration.assets import data, keyframes  # noqa: E402
+from orchestration import checks  # noqa: E402
+from orchestration.assets import data, keyframes, perception  # noqa: E402
 from orchestration.resources import MlflowResource, ProjectResource  # noqa: E402
 
 project = ProjectResource()
 
 defs = dg.Definitions(
-    assets=[data.raw_videos, keyframes.keyframes],
+    assets=[data.raw_videos, keyframes.keyframes, perception.vlm_descriptions],
+    asset_checks=[checks.perception_data_checks],
     resources={"project": project, "mlflow": MlflowResource(project=project)},
     executor=dg.in_process_executor,
 )

@@ -83,9 +83,17 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     for event in result.get_asset_materialization_events():
         partition = f" [{event.partition}]" if event.partition else ""
         print(f"materialized {event.asset_key.to_user_string()}{partition}")
+    failed_checks = []
     for check in result.get_asset_check_evaluations():
         status = "passed" if check.passed else "FAILED"
         print(f"check {check.asset_key.to_user_string()}:{check.check_name} {status}")
+        if not check.passed:
+            failed_checks.append(check)
+            print(check.metadata["result"].value if "result" in check.metadata else "", file=sys.stderr)
+    if failed_checks:
+        # Blocking checks: the next stage must not start (DVC runs it in a separate process).
+        print(f"{len(failed_checks)} blocking data check(s) failed; fix the data or the thresholds", file=sys.stderr)
+        return 1
     if not result.success:
         print(f"run {result.run_id} failed; details: make ui, then open the run", file=sys.stderr)
         for event in result.all_events:

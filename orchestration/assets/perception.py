@@ -1,0 +1,62 @@
+"""``vlm_descriptions``: what the frozen VLM says about each question's key frames."""
+
+from collections import Counter
+
+import dagster as dg
+
+from embodied_r.perception.lm_prompt import build_messages
+from embodied_r.perception.stage import FAILURES, SAMPLES, describe_dataset
+from orchestration.assets.data import raw_videos
+from orchestration.assets.keyframes import keyframes
+from orchestration.resources import ProjectResource
+
+
+def _example_prompt(sample) -> str:
+    """The LM's input for one sample, as markdown (what the reasoning model will read)."""
+    parts = [f"**{m['role']}**\n\n```text\n{m['content']}\n```" for m in build_messages(sample)]
+    return f"Question `{sample.question_id}` (answer {sample.answer})\n\n" + "\n\n".join(parts)
+
+
+@dg.asset(group_name="perception", kinds={"python"}, deps=[raw_videos, keyframes])
+def vlm_descriptions(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.MaterializeResult:
+    """Question-conditioned descriptions of every key frame (reference §2), through a resumable cache.
+
+    Backend (oracle / openai / transformers) and mode (per question, as in the paper, or per video)
+    come from ``perception`` in params. A question whose frames could not all be described is
+    recorded in ``failures.jsonl`` and retried on the next run; finished answers are never lost.
+    """
+    params = project.load_params()
+    layout = project.layout(params)
+    outcome = describe_dataset(params, layout)
+    stats = outcome.stats
+    total = len(outcome.samples) + len(outcome.failures)
+    for failure in outcome.failures[:20]:
+        context.log.warning("not described: %s (%s): %s", failure["question_id"], failure["video_id"], failure["error"])
+    share = len(outcome.failures) / total if total else 0.0
+    if outcome.failures and share > params.perception.max_failed_share:
+        raise dg.Failure(
+            description=(
+                f"{len(outcome.failures)} of {total} questions could not be described "
+                f"(allowed share perception.max_failed_share={params.perception.max_failed_share}); "
+                f"see {layout.descriptions / FAILURES}. Finished answers are cached: rerun to retry the rest."
+            ),
+            metadata={"failures": dg.MetadataValue.json(outcome.failures[:50])},
+        )
+    samples = sorted(outcome.samples, key=lambda s: s.question_id)
+    return dg.MaterializeResult(
+        metadata={
+            "samples": len(samples),
+            "dagster/row_count": len(samples),
+            "failures": len(outcome.failures),
+            "backend_calls": stats.get("calls", 0),
+            "cache_hits": stats.get("cache_hits", 0),
+            "prompt_tokens": stats.get("prompt_tokens", 0),
+            "completion_tokens": stats.get("completion_tokens", 0),
+            "backend": params.perception.backend,
+            "model": params.perception.model,
+            "mode": params.perception.mode,
+            "samples_per_category": dg.MetadataValue.json(dict(sorted(Counter(s.category for s in samples).items()))),
+            "example_lm_input": dg.MetadataValue.md(_example_prompt(samples[0]) if samples else "*no samples*"),
+            "path": dg.MetadataValue.path(str(layout.descriptions / SAMPLES)),
+        }
+    )

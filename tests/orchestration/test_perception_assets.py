@@ -1,0 +1,89 @@
+"""``vlm_descriptions`` and its blocking Great Expectations checks, on a real Dagster instance."""
+
+import json
+
+import dagster as dg
+import pytest
+import yaml
+
+from embodied_r.perception.stage import read_samples
+from embodied_r.validation import SUITE_NAMES
+from orchestration.assets.data import raw_videos
+from orchestration.assets.keyframes import keyframes
+from orchestration.assets.perception import vlm_descriptions
+from orchestration.checks import CHECKS_FILE, perception_data_checks
+from orchestration.partitions import all_videos_run_tags
+from orchestration.resources import ProjectResource
+
+
+def _prepare(tiny_project, instance, resources) -> None:
+    assert dg.materialize([raw_videos], instance=instance, resources=resources).success
+    assert dg.materialize(
+        [raw_videos, keyframes],
+        selection=["keyframes"],
+        instance=instance,
+        resources=resources,
+        tags=all_videos_run_tags(instance),
+    ).success
+
+
+@pytest.mark.slow
+def test_descriptions_materialize_checks_pass_and_rerun_makes_no_calls(tiny_project):
+    instance = dg.DagsterInstance.ephemeral()
+    resources = {"project": ProjectResource(root=str(tiny_project))}
+    _prepare(tiny_project, instance, resources)
+    assets = [raw_videos, keyframes, vlm_descriptions, perception_data_checks]
+
+    first = dg.materialize(assets, selection=["vlm_descriptions"], instance=instance, resources=resources)
+    assert first.success
+    checks = first.get_asset_check_evaluations()
+    assert sorted(c.check_name for c in checks) == sorted(SUITE_NAMES)
+    assert all(c.passed for c in checks)
+    meta = first.asset_materializations_for_node("vlm_descriptions")[0].metadata
+    records = (tiny_project / "data" / "raw" / "records.jsonl").read_text().splitlines()
+    assert meta["samples"].value == len(records)
+    assert meta["backend_calls"].value > 0 and meta["cache_hits"].value == 0
+    samples = read_samples(tiny_project / "data" / "descriptions" / "samples.jsonl")
+    assert all(s.frames[0].action is None and s.frames[0].observation for s in samples)
+    outcome = json.loads((tiny_project / "data" / "descriptions" / CHECKS_FILE).read_text())
+    assert all(v["success"] for v in outcome.values())
+
+    before = (tiny_project / "data" / "descriptions" / "samples.jsonl").read_bytes()
+    second = dg.materialize(assets, selection=["vlm_descriptions"], instance=instance, resources=resources)
+    meta = second.asset_materializations_for_node("vlm_descriptions")[0].metadata
+    assert meta["backend_calls"].value == 0, "unchanged data must not call the backend again"
+    assert meta["cache_hits"].value > 0
+    assert (tiny_project / "data" / "descriptions" / "samples.jsonl").read_bytes() == before
+
+
+@pytest.mark.slow
+def test_failing_check_blocks_downstream_and_shows_failing_examples(tiny_project):
+    params = yaml.safe_load((tiny_project / "params.yaml").read_text())
+    params["validation"]["min_description_chars"] = 3000  # no real description is that long
+    (tiny_project / "params.yaml").write_text(yaml.safe_dump(params))
+    instance = dg.DagsterInstance.ephemeral()
+    resources = {"project": ProjectResource(root=str(tiny_project))}
+    _prepare(tiny_project, instance, resources)
+
+    ran = []
+
+    @dg.asset(deps=[vlm_descriptions])
+    def downstream_of_descriptions() -> None:  # stands in for training_set
+        ran.append(True)
+
+    result = dg.materialize(
+        [raw_videos, keyframes, vlm_descriptions, perception_data_checks, downstream_of_descriptions],
+        selection=["vlm_descriptions", "downstream_of_descriptions"],
+        instance=instance,
+        resources=resources,
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert ran == [], "a failing blocking check must stop downstream assets"
+    failed = [c for c in result.get_asset_check_evaluations() if not c.passed]
+    assert [c.check_name for c in failed] == ["descriptions"]
+    table = failed[0].metadata["result"].value
+    first_id = read_samples(tiny_project / "data" / "descriptions" / "samples.jsonl")[0].question_id
+    assert "length" in table and first_id in table, "failing examples are shown by question id"
+    outcome = json.loads((tiny_project / "data" / "descriptions" / CHECKS_FILE).read_text())
+    assert outcome["descriptions"]["success"] is False and outcome["split"]["success"] is True
