@@ -1,0 +1,956 @@
+"""The GRPO rewards of Embodied-R (reference §5): format, accuracy and logical consistency, and their schedule.
+
+Reward functions follow TRL 1.16's calling convention (``GRPOTrainer._calculate_rewards``)::
+
+    fn(prompts=..., completions=..., completion_ids=..., solution=[...], question=[...], choices=[...],
+       trainer_state=..., log_extra=..., log_metric=..., <other dataset columns>) -> list[float | None]
+
+Completions are plain strings or conversational lists (``[{"role": "assistant", "content": ...}]``). The
+dataset columns are those of :class:`embodied_r.training.rows.TrainingRow`: ``solution`` (the letter, or a
+number for numeric rows), ``question`` (the question with its lettered choices, no video text) and
+``choices`` (the option letters; empty for numeric rows).
+
+``None`` means "not applicable / not scored". TRL turns it into NaN: the per-reward metric
+(``rewards/<name>/mean``) is a ``nanmean``, so it excludes the row, and the weighted sum is a ``nansum``, so
+a ``None`` contributes **nothing** to that completion's total (the same as 0 for the advantage). A completion
+for which every reward is ``None`` gets advantage 0. The consistency reward returns ``None`` when the judge
+call failed — never a silent 0 — and the failure is counted in ``judge.stats``, logged at WARNING, and
+reported through TRL's ``log_metric`` as ``judge/failures`` etc.
+
+Everything is reachable through :data:`REWARD_FACTORIES` (name → factory) and :func:`build_reward_funcs`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import os
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator, model_validator
+
+from embodied_r.answers import extract_answer, extract_number, extract_think, mean_relative_accuracy
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "JUDGE_SYSTEM_PROMPT",
+    "JUDGE_USER_TEMPLATE",
+    "REWARD_FACTORIES",
+    "REWARD_NAMES",
+    "AccuracyReward",
+    "ConsistencyJudge",
+    "ConsistencyReward",
+    "FormatReward",
+    "JudgeConfig",
+    "JudgeItem",
+    "JudgeStats",
+    "LocalHFJudge",
+    "OpenAIJudge",
+    "RewardSchedule",
+    "RewardStage",
+    "RewardsConfig",
+    "accuracy_reward",
+    "build_judge",
+    "build_reward_funcs",
+    "completion_text",
+    "format_reward",
+    "judge_messages",
+    "make_accuracy_reward",
+    "make_consistency_reward",
+    "make_format_reward",
+    "progress_from_trainer_state",
+]
+
+#: The reward names, in the order of the schedule's weight triples (ω_f, ω_a, ω_c).
+REWARD_NAMES: tuple[str, str, str] = ("format", "accuracy", "consistency")
+
+Weights = tuple[float, float, float]
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Configuration (moves into embodied_r.config later)
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _parse_fraction(value: Any) -> Any:
+    """Accept ``"2/12"`` as well as ``0.1666…`` so YAML can state stage boundaries exactly."""
+    if isinstance(value, str):
+        try:
+            return float(Fraction(value.strip()))
+        except (ValueError, ZeroDivisionError) as exc:
+            raise ValueError(f"not a number or fraction: {value!r}") from exc
+    return value
+
+
+class RewardStage(BaseModel):
+    """One stage of the weight schedule: ``weights`` (ω_f, ω_a, ω_c) apply until ``until_epoch`` or ``until_fraction``.
+
+    Give exactly one bound. ``until_epoch`` counts elapsed epochs as TRL's ``state.epoch`` does (0 at the
+    start, 2.0 when two epochs are done), so the paper's "epochs 1–2" is ``until_epoch: 2``.
+    ``until_fraction`` is a fraction of the run's optimizer steps (``"2/12"`` is accepted).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    until_epoch: float | None = Field(None, gt=0)
+    until_fraction: float | None = Field(None, gt=0, le=1)
+    weights: tuple[float, float, float] = Field(description="(format, accuracy, consistency), non-negative.")
+
+    @field_validator("until_fraction", mode="before")
+    @classmethod
+    def _fraction(cls, value: Any) -> Any:
+        return _parse_fraction(value)
+
+    @field_validator("weights")
+    @classmethod
+    def _check_weights(cls, weights: Weights) -> Weights:
+        if any(w < 0 or not math.isfinite(w) for w in weights):
+            raise ValueError(f"weights must be finite and >= 0, got {weights}")
+        if sum(weights) == 0:
+            raise ValueError("weights must not all be 0")
+        return weights
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> RewardStage:
+        if (self.until_epoch is None) == (self.until_fraction is None):
+            raise ValueError("give exactly one of until_epoch or until_fraction")
+        return self
+
+    @property
+    def bound(self) -> float:
+        """The stage's upper bound, in its unit."""
+        return self.until_epoch if self.until_epoch is not None else self.until_fraction  # type: ignore[return-value]
+
+
+#: The paper's schedule 7:3:0 (epochs 1–2) → 3:7:0 (3–4) → 1:7:2 (5–12), as fractions of a 12-epoch run.
+PAPER_STAGES_FRACTION: tuple[RewardStage, ...] = (
+    RewardStage(until_fraction=2 / 12, weights=(7.0, 3.0, 0.0)),
+    RewardStage(until_fraction=4 / 12, weights=(3.0, 7.0, 0.0)),
+    RewardStage(until_fraction=1.0, weights=(1.0, 7.0, 2.0)),
+)
+#: The same schedule at the paper's epoch boundaries.
+PAPER_STAGES_EPOCH: tuple[RewardStage, ...] = (
+    RewardStage(until_epoch=2, weights=(7.0, 3.0, 0.0)),
+    RewardStage(until_epoch=4, weights=(3.0, 7.0, 0.0)),
+    RewardStage(until_epoch=12, weights=(1.0, 7.0, 2.0)),
+)
+
+# Progress within this distance below a bound already counts as past it (20/120 steps vs 2/12).
+_BOUND_EPS = 1e-9
+
+
+class RewardSchedule(RootModel[tuple[RewardStage, ...]]):
+    """The reward weights over training: a list of stages, each applying until its bound (pure, no state).
+
+    Stage ``i`` applies to progress in ``[bound_{i-1}, bound_i)``; progress past the last bound keeps the last
+    stage (a run longer than planned, or the final step). The weights are the paper's ratios as given
+    (7:3:0, …); :meth:`weights_at` normalises them to sum 1 by default, which is the scale the official
+    launch used (``--reward_weights 0.7 0.1 0.2`` for accuracy, format, consistency = 1:7:2). With TRL's
+    default per-group reward scaling the overall scale does not change the advantages.
+
+    >>> s = RewardSchedule.paper()
+    >>> s.weights_at(step_fraction=0.0)
+    (0.7, 0.3, 0.0)
+    >>> s.weights_at(step_fraction=0.5, normalise=False)
+    (1.0, 7.0, 2.0)
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    @model_validator(mode="after")
+    def _check_stages(self) -> RewardSchedule:
+        stages = self.root
+        if not stages:
+            raise ValueError("the reward schedule needs at least one stage")
+        units = {"epoch" if s.until_epoch is not None else "fraction" for s in stages}
+        if len(units) > 1:
+            raise ValueError("all stages must use the same unit: until_epoch everywhere or until_fraction everywhere")
+        bounds = [s.bound for s in stages]
+        if any(b2 <= b1 for b1, b2 in itertools.pairwise(bounds)):
+            raise ValueError(f"stage bounds must increase strictly, got {bounds}")
+        if self.unit == "fraction" and abs(bounds[-1] - 1.0) > _BOUND_EPS:
+            raise ValueError(f"the last until_fraction must be 1.0 (the whole run), got {bounds[-1]}")
+        return self
+
+    @classmethod
+    def paper(cls, unit: Literal["fraction", "epoch"] = "fraction") -> RewardSchedule:
+        """The paper's 7:3:0 → 3:7:0 → 1:7:2 schedule, as run fractions (default) or at epochs 2, 4, 12."""
+        return cls(PAPER_STAGES_FRACTION if unit == "fraction" else PAPER_STAGES_EPOCH)
+
+    @classmethod
+    def constant(cls, weights: Weights) -> RewardSchedule:
+        """One stage with fixed weights for the whole run."""
+        return cls((RewardStage(until_fraction=1.0, weights=weights),))
+
+    @property
+    def unit(self) -> Literal["epoch", "fraction"]:
+        """``"epoch"`` or ``"fraction"``: what the stage bounds count."""
+        return "epoch" if self.root[0].until_epoch is not None else "fraction"
+
+    @property
+    def stages(self) -> tuple[RewardStage, ...]:
+        """The stages, in order."""
+        return self.root
+
+    def stage_index(self, epoch: float | None = None, step_fraction: float | None = None) -> int:
+        """The index of the stage in force at this progress (see :meth:`weights_at`)."""
+        progress = epoch if self.unit == "epoch" else step_fraction
+        if progress is None:
+            needed = "epoch" if self.unit == "epoch" else "step_fraction"
+            raise ValueError(f"this schedule's stages are bounded by {self.unit}: pass {needed}=")
+        if progress < 0 or not math.isfinite(progress):
+            raise ValueError(f"progress must be finite and >= 0, got {progress}")
+        for i, stage in enumerate(self.root):
+            if progress < stage.bound - _BOUND_EPS:
+                return i
+        return len(self.root) - 1
+
+    def weights_at(
+        self, epoch: float | None = None, step_fraction: float | None = None, *, normalise: bool = True
+    ) -> Weights:
+        """(ω_f, ω_a, ω_c) at this point of training.
+
+        Args:
+            epoch: Elapsed epochs (TRL's ``state.epoch``), used by epoch-bounded schedules.
+            step_fraction: ``global_step / max_steps``, used by fraction-bounded schedules.
+            normalise: Divide by the sum (default), or return the ratios as configured.
+        """
+        weights = self.root[self.stage_index(epoch, step_fraction)].weights
+        if not normalise:
+            return weights
+        total = sum(weights)
+        return (weights[0] / total, weights[1] / total, weights[2] / total)
+
+    def weights_for(
+        self,
+        names: Sequence[str],
+        epoch: float | None = None,
+        step_fraction: float | None = None,
+        *,
+        normalise: bool = True,
+    ) -> list[float]:
+        """The weights aligned with reward ``names`` (as returned by :func:`build_reward_funcs`)."""
+        by_name = dict(zip(REWARD_NAMES, self.weights_at(epoch, step_fraction, normalise=normalise), strict=True))
+        return [by_name[name] for name in names]
+
+    def needs_consistency(self) -> bool:
+        """Whether any stage gives the consistency reward a weight."""
+        return any(stage.weights[2] > 0 for stage in self.root)
+
+
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class JudgeConfig(BaseModel):
+    """The frozen reference LM that checks think–answer consistency.
+
+    Backends: ``"policy_init"`` (default, as the paper: the policy's initial checkpoint, loaded locally and
+    never trained — the official code queried qwen2.5-vl-3b-instruct, the base of its policy), ``"local"``
+    (another local checkpoint, ``model`` is its path), ``"openai"`` (an OpenAI-compatible server such as vLLM:
+    ``base_url`` and ``model``; the key is read from the environment variable named by ``api_key_env``),
+    ``"none"`` (no consistency reward; only valid if no stage weights it).
+    """
+
+    # hide_input_in_errors: a key pasted into api_key_env by mistake must not be echoed in the error.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    backend: Literal["policy_init", "local", "openai", "none"] = "policy_init"
+    model: str | None = Field(None, description="local: checkpoint path; openai: the served model's name.")
+    base_url: str | None = Field(None, description="openai: e.g. http://127.0.0.1:8000/v1")
+    api_key_env: str = Field("OPENAI_API_KEY", description="openai: name of the env var holding the key (not the key)")
+    temperature: float = Field(0.1, ge=0, description="0 → greedy. The paper: 0.1.")
+    max_new_tokens: int = Field(8, ge=1, le=256, description="One letter is asked for; the official code used 10.")
+    batch_size: int = Field(8, ge=1, description="local: completions per generate call.")
+    concurrency: int = Field(4, ge=1, description="openai: parallel requests.")
+    timeout_s: float = Field(30.0, gt=0, description="openai: per-request timeout.")
+    max_retries: int = Field(2, ge=0, description="openai: SDK retries (with backoff) before a call counts as failed.")
+    device: str | None = Field(None, description="local: torch device for the judge; None keeps the loaded placement.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, name: str) -> str:
+        if not _ENV_NAME_RE.match(name):
+            raise ValueError(
+                f"api_key_env must name an environment variable (not hold a key), got a {len(name)}-char value"
+            )
+        return name
+
+    @model_validator(mode="after")
+    def _check_backend(self) -> JudgeConfig:
+        if self.backend == "local" and not self.model:
+            raise ValueError("judge.backend 'local' needs judge.model (a checkpoint path)")
+        if self.backend == "openai" and not (self.base_url and self.model):
+            raise ValueError("judge.backend 'openai' needs judge.base_url and judge.model")
+        return self
+
+
+class RewardsConfig(BaseModel):
+    """Configuration of the three rewards and their weight schedule (reference §5).
+
+    ``schedule`` defaults to the paper's 7:3:0 → 3:7:0 → 1:7:2 at epochs 2 and 4 of 12, expressed as
+    fractions 2/12, 4/12 and 1 of the run so a shorter run keeps the proportions; give ``until_epoch``
+    stages to pin the paper's absolute epochs instead.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format_partial_credit: float = Field(
+        0.0, ge=0, le=1, description="0 = the paper's strict format reward; see make_format_reward."
+    )
+    accuracy_mode: Literal["answer_tag", "official_scan"] = Field(
+        "answer_tag", description="answer_tag: letter from <answer> (saner); official_scan: the official code's scan."
+    )
+    schedule: RewardSchedule = Field(default_factory=RewardSchedule.paper)
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    skip_judge_when_unweighted: bool = Field(
+        True, description="Do not call the judge while the schedule gives consistency weight 0 (reward is None)."
+    )
+
+    @model_validator(mode="after")
+    def _judge_if_weighted(self) -> RewardsConfig:
+        if self.judge.backend == "none" and self.schedule.needs_consistency():
+            raise ValueError(
+                "the reward schedule gives the consistency reward a weight but judge.backend is 'none': "
+                "choose a judge backend or set every stage's consistency weight to 0"
+            )
+        return self
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Helpers shared by the rewards
+# ---------------------------------------------------------------------------------------------------------------------
+
+_LETTER_RE = re.compile(r"^[A-H]$")
+
+
+def completion_text(completion: Any) -> str:
+    """The text of one completion: a string, or TRL's conversational ``[{"role": "assistant", "content": …}]``.
+
+    Content given as parts (``[{"type": "text", "text": …}]``) is joined; several assistant messages are joined.
+    """
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, dict):
+        completion = [completion]
+    texts: list[str] = []
+    for message in completion:
+        if message.get("role", "assistant") != "assistant":
+            continue
+        content = message.get("content", "")
+        if isinstance(content, str):
+            texts.append(content)
+        else:
+            texts.extend(part.get("text", "") for part in content if part.get("type", "text") == "text")
+    return "".join(texts)
+
+
+def _column(kwargs: dict[str, Any], name: str, n: int) -> list[Any] | None:
+    values = kwargs.get(name)
+    if values is None:
+        return None
+    if isinstance(values, str) or not isinstance(values, Sequence):
+        return [values] * n
+    if len(values) != n:
+        raise ValueError(f"column {name!r} has {len(values)} values for {n} completions")
+    return list(values)
+
+
+def _solutions(solution: Any, n: int) -> list[str]:
+    values = _column({"solution": solution}, "solution", n)
+    if values is None:
+        raise ValueError("the reward functions need the 'solution' column")
+    return [str(v).strip() for v in values]
+
+
+def _choices(kwargs: dict[str, Any], solutions: list[str], n: int) -> list[tuple[str, ...]]:
+    """Each row's option letters: the ``choices`` column, else inferred (a letter solution → A–H, else numeric)."""
+    column = kwargs.get("choices")
+    if column is not None:
+        if len(column) != n:
+            raise ValueError(f"column 'choices' has {len(column)} values for {n} completions")
+        return [tuple(str(c).strip().upper() for c in (row or ())) for row in column]
+    return [tuple("ABCDEFGH") if _LETTER_RE.match(s.upper()) else () for s in solutions]
+
+
+def progress_from_trainer_state(state: Any) -> tuple[float | None, float | None]:
+    """(elapsed epochs, fraction of optimizer steps done) from a ``transformers.TrainerState``."""
+    epoch = getattr(state, "epoch", None)
+    max_steps = getattr(state, "max_steps", 0) or 0
+    step = getattr(state, "global_step", 0) or 0
+    fraction = min(step / max_steps, 1.0) if max_steps > 0 else None
+    return (float(epoch) if epoch is not None else None), fraction
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Format
+# ---------------------------------------------------------------------------------------------------------------------
+
+# One tag-free stretch of non-blank text: no <think>, </think>, <answer> or </answer> inside.
+_TAG_FREE = r"(?:(?!</?(?:think|answer)>).)*?\S(?:(?!</?(?:think|answer)>).)*?"
+_STRICT_FORMAT_RE = re.compile(rf"^\s*<think>{_TAG_FREE}</think>\s*<answer>{_TAG_FREE}</answer>\s*$", re.DOTALL)
+_THINK_PAIR_RE = re.compile(r"<think>.*?</think>", re.DOTALL)
+_ANSWER_PAIR_RE = re.compile(r"<answer>.*?</answer>", re.DOTALL)
+
+
+class FormatReward:
+    """1.0 iff the completion is ``<think>…</think>`` then ``<answer>…</answer>`` and nothing else.
+
+    Strict (the paper): whitespace may surround and separate the blocks; nothing else may come before
+    ``<think>``, between the blocks or after ``</answer>``; exactly one of each tag, not nested; both blocks
+    hold some non-blank text (an empty ``<think>`` would pay for dropping the reasoning). Tags are lower case.
+
+    ``partial_credit`` (0 = strict, the default) helps small models find the format: a completion that is not
+    strictly formatted but holds a complete ``<think>…</think>`` followed by a complete ``<answer>…</answer>``
+    (text around or between them, repeated or empty blocks) earns ``partial_credit``; one with only one of
+    the two complete blocks earns ``partial_credit / 2``.
+    """
+
+    def __init__(self, partial_credit: float = 0.0, name: str = "format") -> None:
+        if not 0.0 <= partial_credit <= 1.0:
+            raise ValueError(f"partial_credit must be in [0, 1], got {partial_credit}")
+        self.partial_credit = partial_credit
+        self.__name__ = name
+
+    def score(self, text: str) -> float:
+        """The format reward of one completion's text."""
+        if _STRICT_FORMAT_RE.match(text):
+            return 1.0
+        if self.partial_credit == 0.0:
+            return 0.0
+        think = _THINK_PAIR_RE.search(text)
+        answer = _ANSWER_PAIR_RE.search(text, think.end()) if think else None
+        if think and answer:
+            return self.partial_credit
+        if think or _ANSWER_PAIR_RE.search(text):
+            return self.partial_credit / 2
+        return 0.0
+
+    def __call__(self, completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
+        return [self.score(completion_text(c)) for c in completions]
+
+    def __repr__(self) -> str:
+        return f"FormatReward(partial_credit={self.partial_credit})"
+
+
+def make_format_reward(partial_credit: float = 0.0) -> FormatReward:
+    """The format reward; ``partial_credit=0`` is the paper's strict reward (see :class:`FormatReward`)."""
+    return FormatReward(partial_credit)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Accuracy
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class AccuracyReward:
+    """1.0 iff the completion's option letter equals ``solution``; numeric rows are scored with MRA.
+
+    ``mode="answer_tag"`` reads the letter from the last ``<answer>`` block; ``"official_scan"`` reproduces
+    the official scan of the whole completion (see :mod:`embodied_r.answers`). Rows with empty ``choices``
+    are numeric: the first number in ``<answer>`` against ``float(solution)``, by mean relative accuracy
+    (in both modes — the official code has no numeric rows).
+    """
+
+    def __init__(self, mode: Literal["answer_tag", "official_scan"] = "answer_tag", name: str = "accuracy") -> None:
+        if mode not in ("answer_tag", "official_scan"):
+            raise ValueError(f"accuracy mode must be 'answer_tag' or 'official_scan', got {mode!r}")
+        self.mode = mode
+        self.__name__ = name
+
+    def score(self, text: str, solution: str, choices: Sequence[str]) -> float:
+        """The accuracy reward of one completion's text."""
+        if not choices:
+            try:
+                truth = float(solution)
+            except ValueError as exc:
+                raise ValueError(f"numeric row (no choices) with a non-numeric solution {solution!r}") from exc
+            return mean_relative_accuracy(extract_number(text), truth)
+        letter = extract_answer(text, choices, self.mode)
+        return float(letter is not None and letter == solution.upper())
+
+    def __call__(self, completions: Sequence[Any], solution: Sequence[Any], **kwargs: Any) -> list[float | None]:
+        n = len(completions)
+        solutions = _solutions(solution, n)
+        choices = _choices(kwargs, solutions, n)
+        return [self.score(completion_text(c), s, ch) for c, s, ch in zip(completions, solutions, choices, strict=True)]
+
+    def __repr__(self) -> str:
+        return f"AccuracyReward(mode={self.mode!r})"
+
+
+def make_accuracy_reward(mode: Literal["answer_tag", "official_scan"] = "answer_tag") -> AccuracyReward:
+    """The accuracy reward reading answers in ``mode`` (see :class:`AccuracyReward`)."""
+    return AccuracyReward(mode)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Consistency judges
+# ---------------------------------------------------------------------------------------------------------------------
+
+#: The judge's instructions. The judge sees the question with its choices and the policy's reasoning only.
+JUDGE_SYSTEM_PROMPT = "You are a careful assistant who answers multiple-choice questions."
+JUDGE_USER_TEMPLATE = (
+    "Below are a multiple-choice question and a reasoning process written for it. Choose the option that the "
+    "reasoning process leads to.\n\n"
+    "Question:\n{question}\n\n"
+    "Reasoning process:\n{think}\n\n"
+    "Reply with exactly one letter ({letters}) and nothing else."
+)
+
+
+@dataclass(frozen=True)
+class JudgeItem:
+    """One request to the judge: the question with its choices, the ``<think>`` text, the option letters."""
+
+    question: str
+    think: str
+    choices: tuple[str, ...] = ("A", "B", "C", "D")
+
+
+def judge_messages(item: JudgeItem) -> list[dict[str, str]]:
+    """The chat messages sent to the judge for ``item``."""
+    user = JUDGE_USER_TEMPLATE.format(question=item.question.strip(), think=item.think, letters=", ".join(item.choices))
+    return [{"role": "system", "content": JUDGE_SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+@dataclass
+class JudgeStats:
+    """Counts of judge requests, cumulative over the judge's life (log them as training metrics).
+
+    ``calls``: requests made (one per completion judged). ``failures``: requests that raised (HTTP error after
+    retries, timeout, generate error). ``unparsable``: replies that held no valid option letter.
+    ``calls - failures - unparsable`` requests produced a verdict.
+    """
+
+    calls: int = 0
+    failures: int = 0
+    unparsable: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """The counts as a plain dict."""
+        return {"calls": self.calls, "failures": self.failures, "unparsable": self.unparsable}
+
+    def copy(self) -> JudgeStats:
+        """A snapshot of the counts."""
+        return replace(self)
+
+    def __sub__(self, other: JudgeStats) -> JudgeStats:
+        return JudgeStats(self.calls - other.calls, self.failures - other.failures, self.unparsable - other.unparsable)
+
+
+class ConsistencyJudge(ABC):
+    """A frozen reference LM that reads a question and a reasoning process and answers with one letter.
+
+    Implementations provide :meth:`_complete` (raw replies, or the exception for a failed request); the base
+    class does the prompting, the letter parsing, the counting in :attr:`stats` and the WARNING logs, so every
+    judge fails the same visible way: a failed or unparsable request gives ``None``, never a letter by default.
+    """
+
+    name = "judge"
+
+    def __init__(self) -> None:
+        self.stats = JudgeStats()
+
+    @abstractmethod
+    def _complete(self, conversations: list[list[dict[str, str]]]) -> list[str | BaseException]:
+        """One raw reply per conversation, or the exception that request failed with."""
+
+    def _describe_error(self, error: BaseException) -> str:
+        """The error as logged (implementations redact secrets here)."""
+        return f"{type(error).__name__}: {error}"
+
+    def judge(self, question: str, think: str, choices: Sequence[str] = ("A", "B", "C", "D")) -> str | None:
+        """The letter the judge picks for ``question`` given the reasoning ``think``, or ``None`` on failure."""
+        return self.judge_batch([JudgeItem(question, think, tuple(choices))])[0]
+
+    def judge_batch(self, items: Sequence[JudgeItem]) -> list[str | None]:
+        """:meth:`judge` for many items at once (batched or concurrent, by implementation)."""
+        if not items:
+            return []
+        try:
+            replies = self._complete([judge_messages(item) for item in items])
+        except Exception as exc:  # a broken implementation must not look like a verdict either
+            replies = [exc] * len(items)
+        if len(replies) != len(items):
+            raise RuntimeError(f"{type(self).__name__} returned {len(replies)} replies for {len(items)} requests")
+        letters: list[str | None] = []
+        errors: list[BaseException] = []
+        unparsable: list[str] = []
+        for item, reply in zip(items, replies, strict=True):
+            if isinstance(reply, BaseException):
+                errors.append(reply)
+                letters.append(None)
+                continue
+            letter = extract_answer(reply, item.choices, mode="bare")
+            if letter is None:
+                unparsable.append(reply)
+            letters.append(letter)
+        self.stats.calls += len(items)
+        self.stats.failures += len(errors)
+        self.stats.unparsable += len(unparsable)
+        if errors:
+            logger.warning(
+                "consistency judge %s: %d of %d requests failed (consistency reward None for them; %d failures "
+                "so far); first error: %s",
+                self.name,
+                len(errors),
+                len(items),
+                self.stats.failures,
+                self._describe_error(errors[0]),
+            )
+        if unparsable:
+            logger.warning(
+                "consistency judge %s: %d of %d replies held no option letter (reward None); first reply: %r",
+                self.name,
+                len(unparsable),
+                len(items),
+                unparsable[0][:200],
+            )
+        return letters
+
+
+class LocalHFJudge(ConsistencyJudge):
+    """A local Hugging Face causal LM as the judge, batched over a group's completions.
+
+    The model is used as given (pass a frozen copy, not the policy being trained) under
+    ``torch.inference_mode``. Prompts go through the tokenizer's chat template when it has one, left-padded;
+    ``temperature`` 0.1 samples as the paper does, 0 decodes greedily.
+    """
+
+    name = "local"
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        temperature: float = 0.1,
+        max_new_tokens: int = 8,
+        batch_size: int = 8,
+    ) -> None:
+        super().__init__()
+        if temperature < 0 or max_new_tokens < 1 or batch_size < 1:
+            raise ValueError("temperature must be >= 0, max_new_tokens and batch_size >= 1")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.temperature = temperature
+        self.max_new_tokens = max_new_tokens
+        self.batch_size = batch_size
+        if getattr(tokenizer, "pad_token_id", None) is None:
+            tokenizer.pad_token = tokenizer.eos_token
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str,
+        *,
+        device: str | None = None,
+        dtype: str = "auto",
+        **kwargs: Any,
+    ) -> LocalHFJudge:
+        """Load the judge from a local checkpoint (offline: nothing is fetched from a hub)."""
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        try:
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+        except ValueError:  # a vision-language checkpoint (Qwen2.5-VL) used for text only
+            from transformers import AutoModelForImageTextToText
+
+            model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch_dtype)
+        model.eval()
+        model.requires_grad_(False)
+        if device is not None:
+            model.to(device)
+        logger.info("consistency judge: loaded local model from %s", path)
+        return cls(model, tokenizer, **kwargs)
+
+    def _prompt(self, conversation: list[dict[str, str]]) -> str:
+        if getattr(self.tokenizer, "chat_template", None):
+            return self.tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
+        return "\n\n".join(m["content"] for m in conversation) + "\n\nAnswer: "
+
+    def _complete(self, conversations: list[list[dict[str, str]]]) -> list[str | BaseException]:
+        import torch
+
+        replies: list[str | BaseException] = []
+        for start in range(0, len(conversations), self.batch_size):
+            chunk = conversations[start : start + self.batch_size]
+            try:
+                replies.extend(self._generate([self._prompt(c) for c in chunk], torch))
+            except Exception as exc:
+                replies.extend([exc] * len(chunk))
+        return replies
+
+    def _generate(self, prompts: list[str], torch: Any) -> list[str]:
+        device = next(self.model.parameters()).device
+        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
+        enc = {k: v.to(device) for k, v in enc.items()}
+        sampling = {"do_sample": True, "temperature": self.temperature, "top_p": 1.0}
+        with torch.inference_mode():
+            out = self.model.generate(
+                **enc,
+                **(sampling if self.temperature > 0 else {"do_sample": False}),
+                max_new_tokens=self.max_new_tokens,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
+        new_tokens = out[:, enc["input_ids"].shape[1] :]
+        return self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+
+
+class OpenAIJudge(ConsistencyJudge):
+    """An OpenAI-compatible chat server as the judge (vLLM, an API), through the ``openai`` SDK.
+
+    The key is read from the environment variable ``api_key_env`` (a local server needs none: ``"EMPTY"`` is
+    sent then). It is never logged: error messages are redacted before logging and ``repr`` omits it.
+    Requests run ``concurrency`` at a time; the SDK retries ``max_retries`` times with backoff, then the
+    request counts as a failure.
+    """
+
+    name = "openai"
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        model: str,
+        api_key_env: str = "OPENAI_API_KEY",
+        temperature: float = 0.1,
+        max_tokens: int = 8,
+        timeout_s: float = 30.0,
+        max_retries: int = 2,
+        concurrency: int = 4,
+        client: Any = None,
+    ) -> None:
+        super().__init__()
+        self.base_url = base_url
+        self.model = model
+        self.api_key_env = api_key_env
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.concurrency = concurrency
+        key = os.environ.get(api_key_env)
+        if not key:
+            logger.info("consistency judge: env var %s is not set; sending a placeholder key", api_key_env)
+        self._secret = key or ""
+        if client is None:
+            import openai
+
+            client = openai.OpenAI(
+                api_key=key or "EMPTY", base_url=base_url, timeout=timeout_s, max_retries=max_retries
+            )
+        self._client = client
+
+    def __repr__(self) -> str:
+        return f"OpenAIJudge(base_url={self.base_url!r}, model={self.model!r}, api_key_env={self.api_key_env!r})"
+
+    def _describe_error(self, error: BaseException) -> str:
+        text = super()._describe_error(error)
+        return text.replace(self._secret, "***") if self._secret else text
+
+    def _one(self, conversation: list[dict[str, str]]) -> str | BaseException:
+        try:
+            response = self._client.chat.completions.create(
+                model=self.model, messages=conversation, temperature=self.temperature, max_tokens=self.max_tokens
+            )
+            content = response.choices[0].message.content
+        except Exception as exc:
+            return exc
+        return content if isinstance(content, str) else ""
+
+    def _complete(self, conversations: list[list[dict[str, str]]]) -> list[str | BaseException]:
+        if len(conversations) == 1 or self.concurrency == 1:
+            return [self._one(c) for c in conversations]
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(conversations))) as pool:
+            return list(pool.map(self._one, conversations))
+
+
+def build_judge(cfg: JudgeConfig, *, policy_model_path: str | None = None) -> ConsistencyJudge | None:
+    """The judge ``cfg`` describes; ``policy_init`` loads ``policy_model_path`` (the policy's initial checkpoint)."""
+    if cfg.backend == "none":
+        return None
+    if cfg.backend == "openai":
+        return OpenAIJudge(
+            base_url=cfg.base_url or "",
+            model=cfg.model or "",
+            api_key_env=cfg.api_key_env,
+            temperature=cfg.temperature,
+            max_tokens=cfg.max_new_tokens,
+            timeout_s=cfg.timeout_s,
+            max_retries=cfg.max_retries,
+            concurrency=cfg.concurrency,
+        )
+    path = cfg.model if cfg.backend == "local" else policy_model_path
+    if not path:
+        raise ValueError("judge.backend 'policy_init' needs the policy's initial checkpoint: pass policy_model_path")
+    return LocalHFJudge.from_pretrained(
+        path,
+        device=cfg.device,
+        dtype=cfg.dtype,
+        temperature=cfg.temperature,
+        max_new_tokens=cfg.max_new_tokens,
+        batch_size=cfg.batch_size,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Consistency
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class ConsistencyReward:
+    """Logical consistency: does the reasoning alone lead a frozen judge to the policy's (correct) answer?
+
+    Per completion: ``0.0`` unless the answer is correct (read in ``mode``, as the accuracy reward does);
+    ``0.0`` if there is no non-empty ``<think>`` block; otherwise the judge gets the ``question`` column and
+    the ``<think>`` text and ``1.0`` iff its letter equals the policy's. ``None`` (TRL: not applicable) for a
+    failed or unparsable judge request, for numeric rows, and — with a ``schedule`` and
+    ``skip_when_unweighted`` — while the schedule gives consistency weight 0 (the judge is not called then).
+
+    Each call reports this batch's judge counts through TRL's ``log_metric`` (``judge/calls``,
+    ``judge/failures``, ``judge/unparsable``, ``judge/failure_rate``) and the judge's letter per completion
+    through ``log_extra`` (column ``judge_letter``); cumulative counts stay in ``judge.stats``.
+    """
+
+    def __init__(
+        self,
+        judge: ConsistencyJudge,
+        *,
+        mode: Literal["answer_tag", "official_scan"] = "answer_tag",
+        schedule: RewardSchedule | None = None,
+        skip_when_unweighted: bool = True,
+        name: str = "consistency",
+    ) -> None:
+        self.judge = judge
+        self.mode = mode
+        self.schedule = schedule
+        self.skip_when_unweighted = skip_when_unweighted
+        self.__name__ = name
+
+    def _unweighted_now(self, trainer_state: Any) -> bool:
+        if self.schedule is None or not self.skip_when_unweighted or trainer_state is None:
+            return False
+        epoch, fraction = progress_from_trainer_state(trainer_state)
+        try:
+            return self.schedule.weights_at(epoch, fraction)[2] == 0
+        except ValueError:  # no progress information of the schedule's unit: judge to be safe
+            return False
+
+    def __call__(self, completions: Sequence[Any], solution: Sequence[Any], **kwargs: Any) -> list[float | None]:
+        n = len(completions)
+        if self._unweighted_now(kwargs.get("trainer_state")):
+            return [None] * n
+        solutions = _solutions(solution, n)
+        choices = _choices(kwargs, solutions, n)
+        questions = _column(kwargs, "question", n)
+        if questions is None:
+            raise ValueError("the consistency reward needs the 'question' column (question with its choices)")
+        rewards: list[float | None] = [None] * n
+        pending: list[tuple[int, JudgeItem, str]] = []
+        for i, completion in enumerate(completions):
+            if not choices[i]:
+                continue  # numeric row: no letter to be consistent with
+            text = completion_text(completion)
+            letter = extract_answer(text, choices[i], self.mode)
+            if letter is None or letter != solutions[i].upper():
+                rewards[i] = 0.0
+                continue
+            think = extract_think(text)
+            if think is None:
+                rewards[i] = 0.0
+                continue
+            pending.append((i, JudgeItem(str(questions[i]), think, choices[i]), letter))
+        before = self.judge.stats.copy()
+        verdicts = self.judge.judge_batch([item for _, item, _ in pending])
+        judge_letters: list[str | None] = [None] * n
+        for (i, _, letter), verdict in zip(pending, verdicts, strict=True):
+            judge_letters[i] = verdict
+            rewards[i] = None if verdict is None else float(verdict == letter)
+        self._report(kwargs, self.judge.stats - before, judge_letters)
+        return rewards
+
+    def _report(self, kwargs: dict[str, Any], delta: JudgeStats, judge_letters: list[str | None]) -> None:
+        log_metric = kwargs.get("log_metric")
+        if callable(log_metric):
+            for key, value in delta.as_dict().items():
+                log_metric(f"judge/{key}", float(value))
+            if delta.calls:
+                log_metric("judge/failure_rate", (delta.failures + delta.unparsable) / delta.calls)
+        log_extra = kwargs.get("log_extra")
+        if callable(log_extra):
+            log_extra("judge_letter", [letter or "" for letter in judge_letters])
+
+    def __repr__(self) -> str:
+        return f"ConsistencyReward(judge={self.judge!r}, mode={self.mode!r})"
+
+
+def make_consistency_reward(
+    judge: ConsistencyJudge,
+    *,
+    mode: Literal["answer_tag", "official_scan"] = "answer_tag",
+    schedule: RewardSchedule | None = None,
+    skip_when_unweighted: bool = True,
+) -> ConsistencyReward:
+    """The consistency reward asking ``judge`` (see :class:`ConsistencyReward`)."""
+    return ConsistencyReward(judge, mode=mode, schedule=schedule, skip_when_unweighted=skip_when_unweighted)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Registry
+# ---------------------------------------------------------------------------------------------------------------------
+
+#: The paper's strict format reward and the answer-tag accuracy reward, ready to pass to TRL.
+format_reward = make_format_reward()
+accuracy_reward = make_accuracy_reward()
+
+RewardFunc = Callable[..., list[float | None]]
+
+#: Name → factory. Factories take the reward's parameters and return a TRL reward function.
+REWARD_FACTORIES: dict[str, Callable[..., RewardFunc]] = {
+    "format": make_format_reward,
+    "accuracy": make_accuracy_reward,
+    "consistency": make_consistency_reward,
+}
+
+
+def build_reward_funcs(
+    cfg: RewardsConfig,
+    judge: ConsistencyJudge | None = None,
+    *,
+    policy_model_path: str | None = None,
+) -> tuple[list[RewardFunc], list[str]]:
+    """The reward functions for ``GRPOTrainer(reward_funcs=...)`` and their names, in schedule order.
+
+    ``names`` is a sub-sequence of ``("format", "accuracy", "consistency")`` — consistency is left out when
+    ``cfg.judge.backend`` is ``"none"`` and no ``judge`` is given — and equals each function's ``__name__``
+    (TRL logs ``rewards/<name>/mean``). Align the weights with ``cfg.schedule.weights_for(names, ...)``.
+    Without ``judge``, one is built from ``cfg.judge`` (``policy_model_path`` for ``policy_init``).
+    """
+    funcs: list[RewardFunc] = [
+        make_format_reward(cfg.format_partial_credit),
+        make_accuracy_reward(cfg.accuracy_mode),
+    ]
+    if judge is None:
+        judge = build_judge(cfg.judge, policy_model_path=policy_model_path)
+    if judge is not None:
+        funcs.append(
+            make_consistency_reward(
+                judge,
+                mode=cfg.accuracy_mode,
+                schedule=cfg.schedule,
+                skip_when_unweighted=cfg.skip_judge_when_unweighted,
+            )
+        )
+    names = [f.__name__ for f in funcs]  # type: ignore[attr-defined]
+    logger.info("rewards: %s (accuracy mode %s)", ", ".join(names), cfg.accuracy_mode)
+    return funcs, names
