@@ -1,0 +1,349 @@
+"""The training set: described samples → :class:`TrainingRow` files per split, with every exclusion reported.
+
+A sample becomes a row only if
+
+* the data checks upstream passed (a training set is never built from data that failed its blocking checks);
+* it is multiple-choice (numeric questions only with ``include_numeric``; the paper drops them);
+* its category is selected (default: the paper's eight, :data:`embodied_r.vocabulary.TASK_CATEGORIES`);
+* it has a split;
+* its chat-templated prompt fits ``max_prompt_tokens`` in the LM's own tokens (paper: 6144, completions 2048).
+  Prompts are never truncated: a long one is excluded with its token count;
+* optionally (``difficulty_filter``, not in the paper), a TRAIN question the base LM answers neither always nor
+  never correctly in ``difficulty_k`` samples — an all-right or all-wrong group gives GRPO zero advantage.
+
+Everything left out is in ``exclusions.jsonl`` with its reason; ``summary.json`` counts rows and exclusions per
+reason, category and split. The files are byte-deterministic (sorted keys and rows, no timestamps).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from embodied_r.answers import AnswerMode, extract_answer
+from embodied_r.data.records import write_json, write_jsonl
+from embodied_r.perception.lm_prompt import build_messages
+from embodied_r.perception.prompts import question_for_prompt
+from embodied_r.perception.records import DescribedSample
+from embodied_r.training.rows import TrainingRow
+from embodied_r.vocabulary import TASK_CATEGORIES, VSI_NUMERIC_CATEGORIES
+
+log = logging.getLogger(__name__)
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+#: Exclusion reasons, in the order they are tested (a sample gets the first that applies).
+REASONS: tuple[str, ...] = (
+    "numeric",
+    "category_not_selected",
+    "answer_not_in_choices",
+    "no_split",
+    "prompt_too_long",
+    "too_easy",
+    "too_hard",
+)
+
+#: ``answer_fn(rows, k)`` → for each row, the letters extracted from ``k`` sampled completions (``None`` if none).
+AnswerFn = Callable[[Sequence[TrainingRow], int], list[list[str | None]]]
+
+
+class TrainingSetConfig(BaseModel):
+    """How described samples become training rows (``params.yaml``: ``training_set``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    categories: tuple[str, ...] = Field(default=TASK_CATEGORIES, description="Task categories kept (paper: eight).")
+    include_numeric: bool = Field(
+        default=False, description="Keep numeric (MRA-scored) questions; the paper drops them."
+    )
+    max_prompt_tokens: int = Field(default=6144, gt=0, description="Longest chat-templated prompt kept (paper: 6144).")
+    max_completion_tokens: int = Field(default=2048, gt=0, description="Completion budget of GRPO (paper: 2048).")
+    difficulty_filter: bool = Field(
+        default=False, description="Drop train questions always/never solved (not in the paper)."
+    )
+    difficulty_k: int = Field(default=4, ge=2, description="Samples per question for the difficulty filter.")
+    difficulty_temperature: float = Field(default=1.0, gt=0, description="Sampling temperature of the filter.")
+    system_prompt: bool = Field(default=True, description="Prepend the R1 system prompt to every prompt.")
+
+    @field_validator("categories")
+    @classmethod
+    def _known_categories(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("categories must name at least one task category")
+        known = set(TASK_CATEGORIES) | set(VSI_NUMERIC_CATEGORIES)
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown task categories {unknown}; known: {sorted(known)}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"categories listed twice: {sorted(c for c, n in Counter(value).items() if n > 1)}")
+        return value
+
+
+class TrainingSetBuild(BaseModel):
+    """Rows per split (each sorted by question id), exclusions (sorted by question id) and counts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rows_by_split: dict[str, list[TrainingRow]]
+    exclusions: list[dict[str, str]]
+    counts: dict[str, Any]
+
+
+class FailedChecksError(RuntimeError):
+    """The data feeding the training set failed blocking checks."""
+
+
+def count_prompt_tokens(tokenizer: Any, messages: list[dict[str, str]]) -> int:
+    """Length in tokens of the chat-templated prompt, generation prompt included (what the LM actually reads).
+
+    transformers 5 returns a ``BatchEncoding`` from ``apply_chat_template(..., tokenize=True)``; older versions a
+    list of ids. Both are handled.
+    """
+    encoded = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    if isinstance(encoded, Mapping):
+        encoded = encoded["input_ids"]
+    if hasattr(encoded, "tolist"):
+        encoded = encoded.tolist()
+    if encoded and isinstance(encoded[0], list):  # a batch of one
+        encoded = encoded[0]
+    return len(encoded)
+
+
+def _exclusion(sample: DescribedSample, reason: str, detail: str = "") -> dict[str, str]:
+    return {
+        "question_id": sample.question_id,
+        "reason": reason,
+        "detail": detail,
+        "category": sample.category,
+        "split": sample.split or "",
+    }
+
+
+def _first_exclusion(sample: DescribedSample, cfg: TrainingSetConfig) -> dict[str, str] | None:
+    """The first rule (before tokenization) that excludes ``sample``, if any."""
+    numeric = not sample.choices
+    if numeric and not cfg.include_numeric:
+        return _exclusion(sample, "numeric", "numeric questions are dropped (include_numeric=false)")
+    if sample.category not in cfg.categories:
+        return _exclusion(sample, "category_not_selected", f"category {sample.category!r} is not in categories")
+    if not numeric and sample.answer not in sample.choices:
+        return _exclusion(sample, "answer_not_in_choices", f"answer {sample.answer!r} not in {sample.choices}")
+    if sample.split is None:
+        return _exclusion(sample, "no_split", "the sample has no split")
+    return None
+
+
+def build_training_set(
+    samples: Sequence[DescribedSample],
+    tokenizer: Any,
+    cfg: TrainingSetConfig,
+    *,
+    failed_checks: Sequence[str] = (),
+    answer_fn: AnswerFn | None = None,
+) -> TrainingSetBuild:
+    """Select, tokenize-check and convert described samples into training rows per split.
+
+    ``failed_checks`` names the blocking check suites that failed upstream; if any did, nothing is built.
+    ``answer_fn`` is required when ``cfg.difficulty_filter`` is on (see :func:`hf_answer_fn`).
+
+    >>> build = build_training_set(samples, tokenizer, TrainingSetConfig())  # doctest: +SKIP
+    >>> sorted(build.rows_by_split)  # doctest: +SKIP
+    ['test', 'train', 'val']
+    """
+    if failed_checks:
+        raise FailedChecksError(
+            f"refusing to build the training set: blocking data checks failed: {', '.join(sorted(failed_checks))}"
+        )
+    if cfg.difficulty_filter and answer_fn is None:
+        raise ValueError("difficulty_filter is on but no answer_fn was given (e.g. hf_answer_fn(base_lm.path))")
+    ids = Counter(s.question_id for s in samples)
+    duplicates = sorted(q for q, n in ids.items() if n > 1)
+    if duplicates:
+        raise ValueError(f"duplicate question ids in the described samples: {duplicates[:10]}")
+    model_max = getattr(tokenizer, "model_max_length", None)
+    budget = cfg.max_prompt_tokens + cfg.max_completion_tokens
+    if isinstance(model_max, int) and model_max < 10**8 and budget > model_max:
+        log.warning("max_prompt_tokens + max_completion_tokens = %d exceeds the LM's context %d", budget, model_max)
+
+    exclusions: list[dict[str, str]] = []
+    rows: list[TrainingRow] = []
+    for sample in sorted(samples, key=lambda s: s.question_id):
+        excluded = _first_exclusion(sample, cfg)
+        if excluded is not None:
+            exclusions.append(excluded)
+            continue
+        messages = build_messages(sample, system_prompt=cfg.system_prompt)
+        n_tokens = count_prompt_tokens(tokenizer, messages)
+        if n_tokens > cfg.max_prompt_tokens:
+            exclusions.append(
+                _exclusion(
+                    sample, "prompt_too_long", f"{n_tokens} prompt tokens > max_prompt_tokens {cfg.max_prompt_tokens}"
+                )
+            )
+            continue
+        rows.append(
+            TrainingRow(
+                question_id=sample.question_id,
+                prompt=messages,
+                solution=sample.answer,
+                question=question_for_prompt(sample.question),
+                choices=list(sample.choices),
+                category=sample.category,
+                data_source=sample.data_source,
+                scene_name=sample.scene_name,
+                split=sample.split,
+                prompt_tokens=n_tokens,
+            )
+        )
+
+    if cfg.difficulty_filter:
+        rows, dropped = _difficulty_filter(rows, answer_fn, cfg.difficulty_k, {s.question_id: s for s in samples})
+        exclusions.extend(dropped)
+
+    rows_by_split = {split: [r for r in rows if r.split == split] for split in SPLITS}
+    exclusions.sort(key=lambda e: (e["question_id"], e["reason"]))
+    counts = _counts(rows_by_split, exclusions, cfg)
+    log.info(
+        "training set: %s rows, %d excluded %s",
+        {split: len(r) for split, r in rows_by_split.items()},
+        len(exclusions),
+        counts["excluded_by_reason"],
+    )
+    return TrainingSetBuild(rows_by_split=rows_by_split, exclusions=exclusions, counts=counts)
+
+
+def _difficulty_filter(
+    rows: list[TrainingRow], answer_fn: AnswerFn, k: int, samples: Mapping[str, DescribedSample]
+) -> tuple[list[TrainingRow], list[dict[str, str]]]:
+    """Drop train rows answered correctly in all or none of ``k`` samples; other splits are untouched."""
+    train = [r for r in rows if r.split == "train"]
+    if not train:
+        return rows, []
+    answers = answer_fn(train, k)
+    if len(answers) != len(train) or any(len(a) != k for a in answers):
+        raise ValueError(f"answer_fn must return {k} answers for each of the {len(train)} train rows")
+    dropped: dict[str, dict[str, str]] = {}
+    for row, letters in zip(train, answers, strict=True):
+        correct = sum(letter == row.solution for letter in letters)
+        if correct in (0, k):
+            reason = "too_easy" if correct == k else "too_hard"
+            dropped[row.question_id] = _exclusion(
+                samples[row.question_id], reason, f"{correct}/{k} sampled answers correct"
+            )
+    log.info("difficulty filter: %d of %d train questions dropped", len(dropped), len(train))
+    return [r for r in rows if r.question_id not in dropped], list(dropped.values())
+
+
+def _counts(
+    rows_by_split: Mapping[str, list[TrainingRow]], exclusions: list[dict[str, str]], cfg: TrainingSetConfig
+) -> dict[str, Any]:
+    """Rows per split and per category × split; exclusions per reason and per category; prompt-length stats."""
+    rows = [r for split in SPLITS for r in rows_by_split[split]]
+    per_category: dict[str, dict[str, int]] = {}
+    for row in rows:
+        per_category.setdefault(row.category, dict.fromkeys(SPLITS, 0))[row.split] += 1
+    excluded_by_category: dict[str, dict[str, int]] = {}
+    for exc in exclusions:
+        bucket = excluded_by_category.setdefault(exc["category"], {})
+        bucket[exc["reason"]] = bucket.get(exc["reason"], 0) + 1
+    lengths = sorted(r.prompt_tokens for r in rows)
+    return {
+        "rows": len(rows),
+        "rows_by_split": {split: len(rows_by_split[split]) for split in SPLITS},
+        "rows_by_category": per_category,
+        "excluded": len(exclusions),
+        "excluded_by_reason": dict(sorted(Counter(e["reason"] for e in exclusions).items())),
+        "excluded_by_category": excluded_by_category,
+        "prompt_tokens": {
+            "max": lengths[-1] if lengths else 0,
+            "median": lengths[len(lengths) // 2] if lengths else 0,
+            "limit": cfg.max_prompt_tokens,
+        },
+        "config": cfg.model_dump(mode="json"),
+    }
+
+
+def write_training_set(build: TrainingSetBuild, out_dir: Path) -> dict[str, Path]:
+    """Write ``train/val/test.jsonl``, ``exclusions.jsonl`` and ``summary.json``; returns the paths by name."""
+    out_dir = Path(out_dir)
+    paths = {split: out_dir / f"{split}.jsonl" for split in SPLITS}
+    for split, path in paths.items():
+        write_jsonl(path, sorted(build.rows_by_split.get(split, []), key=lambda r: r.question_id))
+    paths["exclusions"] = out_dir / "exclusions.jsonl"
+    write_jsonl(paths["exclusions"], build.exclusions)
+    paths["summary"] = out_dir / "summary.json"
+    write_json(paths["summary"], build.counts)
+    return paths
+
+
+def read_training_rows(path: Path) -> list[TrainingRow]:
+    """Read a split file written by :func:`write_training_set`."""
+    rows = []
+    with Path(path).open(encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if line.strip():
+                try:
+                    rows.append(TrainingRow.model_validate_json(line))
+                except ValueError as exc:
+                    raise ValueError(f"{path}:{line_no}: invalid training row: {exc}") from exc
+    return rows
+
+
+# --- the default answer_fn: sample the base LM with transformers -------------------------------------------------
+
+
+def hf_answer_fn(
+    model_path: Path,
+    *,
+    temperature: float = 1.0,
+    max_new_tokens: int = 2048,
+    batch_size: int = 4,
+    seed: int = 0,
+    answer_mode: AnswerMode = "answer_tag",
+) -> AnswerFn:
+    """An ``answer_fn`` sampling ``k`` completions per prompt from a Hugging Face model folder.
+
+    The model is loaded on each call (GPU if available). Prompts are left-padded and batched; the letter is read with
+    the project's :func:`embodied_r.answers.extract_answer` (``<answer>`` by default, as in evaluation). Sampling is
+    seeded, so the filter is reproducible on the same hardware and library versions.
+
+    >>> answer_fn = hf_answer_fn(base_lm.path, temperature=cfg.difficulty_temperature)  # doctest: +SKIP
+    >>> build_training_set(samples, tokenizer, cfg, answer_fn=answer_fn)  # doctest: +SKIP
+    """
+
+    def answer(rows: Sequence[TrainingRow], k: int) -> list[list[str | None]]:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        tokenizer = AutoTokenizer.from_pretrained(str(model_path), padding_side="left")
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model = AutoModelForCausalLM.from_pretrained(str(model_path)).to(device).eval()
+        torch.manual_seed(seed)
+        results: list[list[str | None]] = []
+        for start in range(0, len(rows), batch_size):
+            batch = rows[start : start + batch_size]
+            texts = [tokenizer.apply_chat_template(r.prompt, add_generation_prompt=True, tokenize=False) for r in batch]
+            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+            with torch.no_grad():
+                out = model.generate(
+                    **enc,
+                    do_sample=True,
+                    temperature=temperature,
+                    num_return_sequences=k,
+                    max_new_tokens=max_new_tokens,
+                    pad_token_id=tokenizer.pad_token_id,
+                )
+            completions = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+            for i, row in enumerate(batch):
+                results.append([extract_answer(c, row.choices, answer_mode) for c in completions[i * k : (i + 1) * k]])
+            log.info("difficulty filter: sampled %d/%d questions", len(results), len(rows))
+        return results
+
+    return answer
