@@ -7,9 +7,15 @@ import re
 from collections import Counter
 
 import numpy as np
+import pytest
 
+from embodied_r.config import SyntheticConfig
+from embodied_r.data.synthetic import build_ground_truths
 from embodied_r.data.synthetic.blind_baseline import blind_baseline_accuracy
+from embodied_r.data.synthetic.questions import generate_questions
 from embodied_r.vocabulary import ACTIONS, TASK_CATEGORIES
+
+HEURISTICS = ("majority_letter", "longest_choice", "stem_overlap", "frequent_answer_text")
 
 
 def _by_video(gts):
@@ -165,11 +171,24 @@ def test_landmark_action_counterfactual(many_questions, many_gts):
 
 def test_progress_step_matches_trajectory(many_questions, many_gts):
     gts = _by_video(many_gts)
-    for r in (q for q in many_questions if q.category == "progress_evaluation"):
-        gt = gts[r.video_id]
-        actions = [a["action"] for a in gt["actions"]]
-        runs = sum(1 for i, a in enumerate(actions) if i == 0 or a != actions[i - 1])
-        assert r.choices[r.answer] == f"step {runs}"
+    times = {1: "once", 2: "twice"}
+    progress = [q for q in many_questions if q.category == "progress_evaluation"]
+    assert progress
+    for r in progress:
+        actions = [a["action"] for a in gts[r.video_id]["actions"]]
+        runs = []
+        for a in actions:
+            if runs and runs[-1][0] == a:
+                runs[-1][1] += 1
+            else:
+                runs.append([a, 1])
+        texts = [f"{a} {times.get(c, f'{c} times')}" for a, c in runs]
+        listed = re.findall(r"\d+\. ([^.]+)\.", re.search(r"instruction: (.+?) The video shows", r.question).group(1))
+        listed = [t.lower() for t in listed]
+        assert listed[: len(texts)] == texts and len(listed) - len(texts) in range(4)
+        assert r.choices[r.answer] == texts[-1]  # the last step the video shows
+        assert sorted(r.choices.values()) == sorted(listed[-4:])  # the last four listed steps, all different
+    assert len(progress) == len({r.video_id for r in progress})  # one per video
 
 
 def test_letters_balanced(many_questions):
@@ -187,5 +206,52 @@ def test_letters_balanced(many_questions):
 def test_blind_baseline_near_chance(many_questions):
     acc = blind_baseline_accuracy(many_questions)
     chance = acc["chance"]["pooled"]
-    for name in ("majority_letter", "longest_choice", "stem_overlap", "frequent_answer_text"):
-        assert acc[name]["pooled"] <= chance + 0.1, (name, acc[name]["pooled"], chance)
+    for name in HEURISTICS:
+        assert acc[name]["pooled"] <= chance + 0.05, (name, acc[name]["pooled"], chance)
+
+
+@pytest.fixture(scope="module")
+def large_questions():
+    """About 2,000 questions (70 scenes × 4 videos × 8), question generation only; fewer frames for speed."""
+    cfg = SyntheticConfig(seed=5, scenes=70, videos_per_scene=4, width=64, height=48, frames_per_step=4)
+    return generate_questions(build_ground_truths(cfg), cfg.categories, cfg.questions_per_video, cfg.seed)
+
+
+def test_blind_baseline_large_sample_per_category(large_questions):
+    assert len(large_questions) >= 2000
+    acc = blind_baseline_accuracy(large_questions)
+    chance = acc["chance"]  # mean of 1 / number of choices
+    for name in HEURISTICS:
+        assert acc[name]["pooled"] <= chance["pooled"] + 0.03, (name, acc[name]["pooled"], chance["pooled"])
+        for category, value in acc[name]["per_category"].items():
+            assert value <= chance["per_category"][category] + 0.07, (name, category, value)
+
+
+def test_large_sample_letters_and_actions_balanced(large_questions):
+    for category in TASK_CATEGORIES:
+        for n in (2, 3, 4):
+            letters = Counter(r.answer for r in large_questions if r.category == category and len(r.choices) == n)
+            if letters:
+                assert max(letters.values()) - min(letters.get(chr(65 + i), 0) for i in range(n)) <= 1, letters
+    actions = Counter(r.choices[r.answer] for r in large_questions if r.category == "action_generation")
+    assert set(actions) == {"move forward", "rotate left", "rotate right"}
+    assert max(actions.values()) - min(actions.values()) <= 2, actions
+    # progress: the answer (last step shown) is equally often at each of the last four listed places
+    places = Counter()
+    for r in (q for q in large_questions if q.category == "progress_evaluation"):
+        listed = re.findall(r"\d+\. ([^.]+)\.", re.search(r"instruction: (.+?) The video shows", r.question).group(1))
+        places[[t.lower() for t in listed[-4:]].index(r.choices[r.answer])] += 1
+    assert set(places) == {0, 1, 2, 3} and min(places.values()) >= 0.8 * sum(places.values()) / 4, places
+
+
+def test_default_config_count_close_to_target():
+    cfg = SyntheticConfig()
+    gts = build_ground_truths(cfg)
+    records = generate_questions(gts, cfg.categories, cfg.questions_per_video, cfg.seed)
+    target = len(gts) * cfg.questions_per_video
+    assert len(records) >= 0.95 * target, (len(records), target)
+    counts = Counter(r.category for r in records)
+    assert set(counts) == set(cfg.categories)
+    assert min(counts.values()) >= 0.5 * target / len(cfg.categories), counts
+    again = generate_questions(gts, cfg.categories, cfg.questions_per_video, cfg.seed)
+    assert [r.model_dump() for r in again] == [r.model_dump() for r in records]

@@ -1,8 +1,9 @@
 """Text-only ("blind") baselines: how well can a question be answered without the video?
 
-A synthetic dataset is only useful if it cannot be solved from the question text. Each heuristic is
-fitted on a deterministic train half (even positions of the records sorted by ``question_id``) and scored
-on the other half:
+A synthetic dataset is only useful if it cannot be solved from the question text. The records sorted by
+``question_id`` are split into two deterministic halves (even and odd positions); each heuristic is fitted on
+one half and scored on the other, both ways round (two-fold cross-fitting), so every record is scored once
+by a heuristic that never saw it:
 
 * ``majority_letter``: the most frequent answer letter of the category in the train half;
 * ``longest_choice``: the choice with the longest text;
@@ -40,14 +41,8 @@ def split_halves(records: Sequence[QuestionRecord]) -> tuple[list[QuestionRecord
     return ordered[0::2], ordered[1::2]
 
 
-def blind_baseline_accuracy(records: Sequence[QuestionRecord]) -> dict[str, dict[str, float | dict[str, float]]]:
-    """Per-category and pooled accuracy of each text-only heuristic on the test half.
-
-    Returns ``{heuristic: {"pooled": acc, "per_category": {category: acc}}}`` for the heuristics listed in
-    the module docstring (multiple-choice records only).
-    """
-    mc = [r for r in records if r.kind == "multiple_choice"]
-    train, test = split_halves(mc)
+def _heuristics(train: Sequence[QuestionRecord]) -> dict[str, Callable[[QuestionRecord], str]]:
+    """The heuristics of the module docstring, fitted on ``train``."""
     letter_counts: dict[str, Counter] = defaultdict(Counter)
     text_counts: dict[str, Counter] = defaultdict(Counter)
     for r in train:
@@ -70,22 +65,37 @@ def blind_baseline_accuracy(records: Sequence[QuestionRecord]) -> dict[str, dict
         counts = text_counts.get(r.category, Counter())
         return _argmax(r.choices, lambda text: counts[text])
 
-    heuristics: dict[str, Callable[[QuestionRecord], str]] = {
+    return {
         "majority_letter": majority_letter,
         "longest_choice": longest_choice,
         "stem_overlap": stem_overlap,
         "frequent_answer_text": frequent_answer_text,
     }
+
+
+def blind_baseline_accuracy(records: Sequence[QuestionRecord]) -> dict[str, dict[str, float | dict[str, float]]]:
+    """Per-category and pooled cross-fitted accuracy of each text-only heuristic.
+
+    Returns ``{heuristic: {"pooled": acc, "per_category": {category: acc}}}`` for the heuristics listed in
+    the module docstring (multiple-choice records only), each record scored by the heuristic fitted on the
+    other half.
+    """
+    mc = [r for r in records if r.kind == "multiple_choice"]
+    first, second = split_halves(mc)
+    folds = [(first, _heuristics(second)), (second, _heuristics(first))]
+    categories = sorted({r.category for r in mc})
     out: dict[str, dict[str, float | dict[str, float]]] = {}
-    categories = sorted({r.category for r in test})
-    for name, guess in heuristics.items():
-        hits = {c: [guess(r) == r.answer for r in test if r.category == c] for c in categories}
+    for name in folds[0][1]:
+        hits: dict[str, list[bool]] = {c: [] for c in categories}
+        for test, heuristics in folds:
+            for r in test:
+                hits[r.category].append(heuristics[name](r) == r.answer)
         pooled = [h for c in categories for h in hits[c]]
         out[name] = {
             "pooled": sum(pooled) / len(pooled) if pooled else 0.0,
             "per_category": {c: sum(h) / len(h) for c, h in hits.items() if h},
         }
-    chance = {c: [1.0 / len(r.choices) for r in test if r.category == c] for c in categories}
+    chance = {c: [1.0 / len(r.choices) for r in mc if r.category == c] for c in categories}
     pooled_chance = [x for c in categories for x in chance[c]]
     out["chance"] = {
         "pooled": sum(pooled_chance) / len(pooled_chance) if pooled_chance else 0.0,

@@ -22,14 +22,24 @@ Definitions (bearings are positive to the right; see ``geometry.py``):
   objects would be most directly ahead (smallest |bearing| ≤ 35°, the others at least 15° more).
 * ``progress_evaluation`` (UrbanVideo-Bench style): the instruction lists the video's own actions as steps
   (consecutive identical actions merged, "rotate left twice") followed by 0-3 planned future steps; which
-  step has just been completed at the end of the video. Choices are four consecutive step numbers around
-  the answer; the number of future steps is balanced so "the last listed step" is no shortcut.
+  step has just been completed at the end of the video (the last run). The choices are the texts of the last
+  four listed steps (all different), so the answer sits at any of the four places. The planned steps are
+  real runs of the dataset's videos obeying the trajectory rules (no repeat or undo of the previous step), so
+  they read like the real ones; the number of planned steps is balanced per instruction length, so neither
+  the place of a step nor the length of the instruction tells the answer. One question per video.
 * ``action_generation``: from the last pose, the next action towards X: ``move forward`` (|bearing| ≤ 12°,
-  ≥ 1 m away), ``rotate left`` / ``rotate right`` (25-150° to that side). Three choices, from ACTIONS.
+  ≥ 1 m away), ``rotate left`` / ``rotate right`` (25-150° to that side). Three choices, from ACTIONS. The
+  three answers are kept within ``ACTION_SLACK`` of each other, so no choice text (or length) is favoured.
 
-Blind-guessing resistance: the correct letter is placed by a seeded, per-category cycle of permutations (so
-letters are exactly balanced within a category), and where several answer labels are possible the least-used
-label of the category so far is preferred, which flattens answer-text frequencies.
+Blind-guessing resistance (checked by ``blind_baseline.py``): the correct letter is placed by a seeded,
+per-category cycle of permutations (so letters are exactly balanced within a category); where several answer
+labels are possible the least-used label of the category so far is preferred, which flattens answer-text
+frequencies; where answers are object names, an answer text that has been the answer more often than its
+share of the choices shown is avoided as an answer and preferred as a distractor (``Balancer.text_excess``);
+an appearance-order question prefers an object set not asked before.
+
+Count: slot ``k`` of video ``i`` asks category ``(i + k) mod C``; when it has no new unambiguous question for
+that video, the slot falls back to the category with the fewest questions so far (see ``generate_questions``).
 """
 
 from __future__ import annotations
@@ -57,7 +67,8 @@ from embodied_r.data.synthetic.geometry import (
     relation_margin,
     visibility_matrix,
 )
-from embodied_r.vocabulary import ACTIONS, LETTERS, REL_DIRECTION_LEVELS, TASK_CATEGORIES
+from embodied_r.data.synthetic.trajectory import OPPOSITE
+from embodied_r.vocabulary import LETTERS, REL_DIRECTION_LEVELS, TASK_CATEGORIES
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +81,9 @@ COUNTERFACTUAL_TURNS: dict[str, float] = {
     "turned 90 degrees to the right": -90.0,
     "turned around": 180.0,
 }
+PROGRESS_CHOICES = 4
+#: An ``action_generation`` answer label may lead the least-used label of the category by at most this much.
+ACTION_SLACK = 1
 
 
 @dataclass
@@ -81,6 +95,8 @@ class Draft:
     distractors: list[str]
     label: str
     level: str | None = None
+    tally: tuple[tuple[Any, ...], ...] = ()  # further ``Balancer.label_usage`` keys counted once the question is kept
+    key: Any = None  # what makes two questions of a video the same; default ``(stem, answer)``
 
 
 @dataclass
@@ -121,6 +137,9 @@ class Balancer:
     label_usage: Counter = field(default_factory=Counter)
     _letter_queues: dict[tuple[str, int], list[int]] = field(default_factory=dict)
     level_counter: int = 0
+    run_pool: list[tuple[str, int]] = field(default_factory=list)  # real action runs, for planned steps
+    answer_texts: Counter = field(default_factory=Counter)
+    choice_share: Counter = field(default_factory=Counter)
 
     def letter_index(self, category: str, n_choices: int) -> int:
         """Next correct-answer position for this category and choice count (cycles through permutations)."""
@@ -129,8 +148,21 @@ class Balancer:
             queue.extend(int(i) for i in self.rng.permutation(n_choices))
         return queue.pop()
 
-    def pick(self, category: str, candidates: Sequence[tuple[str, Any]]) -> tuple[str, Any] | None:
-        """Among ``(label, payload)`` candidates, pick one of a least-used label (ties broken by the rng)."""
+    def pick(
+        self,
+        category: str,
+        candidates: Sequence[tuple[str, Any]],
+        universe: Sequence[str] | None = None,
+        slack: int = 0,
+    ) -> tuple[str, Any] | None:
+        """Among ``(label, payload)`` candidates, pick one of a least-used label (ties broken by the rng).
+
+        With ``universe`` (all labels of the category), a label is only allowed while its usage is at most
+        ``slack`` above the least-used label of the universe, so rarely possible labels cannot fall behind.
+        """
+        if universe is not None and candidates:
+            floor = min(self.label_usage[(category, label)] for label in universe) + slack
+            candidates = [c for c in candidates if self.label_usage[(category, c[0])] <= floor]
         if not candidates:
             return None
         labels = sorted({label for label, _ in candidates})
@@ -139,6 +171,32 @@ class Balancer:
         label = best[int(self.rng.integers(len(best)))]
         pool = [c for c in candidates if c[0] == label]
         return pool[int(self.rng.integers(len(pool)))]
+
+    def text_excess(self, category: str, text: str) -> float:
+        """How much more often ``text`` was the answer of the category than its share of the choices shown."""
+        return self.answer_texts[(category, text)] - self.choice_share[(category, text)]
+
+    def not_overused(self, category: str, candidates: Sequence[tuple[str, Any]]) -> tuple[str, Any] | None:
+        """A random ``(answer text, payload)`` candidate whose answer text is not over-used (``text_excess`` ≤ 0),
+        else one of the smallest excess, so no answer text becomes a frequent-answer shortcut."""
+        if not candidates:
+            return None
+        excess = [self.text_excess(category, text) for text, _ in candidates]
+        cap = max(0.0, min(excess))
+        pool = [c for c, e in zip(candidates, excess, strict=True) if e <= cap]
+        return pool[int(self.rng.integers(len(pool)))]
+
+    def distractors(self, category: str, texts: Sequence[str], k: int) -> list[str]:
+        """``k`` of ``texts``: over-used answer texts (``text_excess`` > 0) first, the rest at random, so a text
+        that was often the answer is also often shown as a wrong choice."""
+        order = [texts[int(i)] for i in self.rng.permutation(len(texts))]
+        return sorted(order, key=lambda text: self.text_excess(category, text) <= 0)[:k]
+
+    def shown(self, category: str, answer: str, choices: Sequence[str]) -> None:
+        """Record the answer text and the choice texts of an emitted question."""
+        self.answer_texts[(category, answer)] += 1
+        for text in choices:
+            self.choice_share[(category, text)] += 1.0 / len(choices)
 
     def used(self, category: str, label: str) -> None:
         """Record that a question with this answer label was emitted."""
@@ -201,6 +259,7 @@ def _rel_distance(ctx: VideoContext, bal: Balancer) -> Draft | None:
     if len(ctx.seen) < 5:
         return None
     rng = bal.rng
+    candidates = []
     for _ in range(60):
         pick = [int(i) for i in rng.choice(ctx.seen, size=5, replace=False)]
         target, others = pick[0], pick[1:]
@@ -208,12 +267,16 @@ def _rel_distance(ctx: VideoContext, bal: Balancer) -> Draft | None:
         gaps = sorted((box_gap(t["center"], t["size"], ctx.obj(o)["center"], ctx.obj(o)["size"]), o) for o in others)
         (g1, best), (g2, _) = gaps[0], gaps[1]
         if g2 - g1 >= max(0.3, 0.15 * g2):
-            stem = (
-                "Measuring from the closest point of each object, which of these objects ({options}) "
-                f"is the closest to the {ctx.name(target)}?"
-            )
-            return Draft(stem, ctx.name(best), [ctx.name(o) for o in others if o != best], ctx.name(best))
-    return None
+            candidates.append((ctx.name(best), (target, best, others)))
+    chosen = bal.not_overused("object_rel_distance", candidates)
+    if chosen is None:
+        return None
+    answer, (target, best, others) = chosen
+    stem = (
+        "Measuring from the closest point of each object, which of these objects ({options}) "
+        f"is the closest to the {ctx.name(target)}?"
+    )
+    return Draft(stem, answer, [ctx.name(o) for o in others if o != best], answer)
 
 
 def _turn(b: float) -> str | None:
@@ -228,13 +291,22 @@ def _turn(b: float) -> str | None:
 def _route(ctx: VideoContext, bal: Balancer) -> Draft | None:
     if len(ctx.seen) < 4:
         return None
+    centers = {i: ctx.center(i) for i in ctx.seen}
+    far = {(a, b) for a, b in itertools.permutations(ctx.seen, 2) if horizontal_distance(centers[a], centers[b]) >= 1.0}
+    turns: dict[tuple[int, int, int], str | None] = {}  # turn at b when going a → b → c
+
+    def turn(a: int, b: int, c: int) -> str | None:
+        if (a, b, c) not in turns:
+            ca, cb, cc = centers[a], centers[b], centers[c]
+            turns[(a, b, c)] = _turn(heading_bearing(cb, cb + (cb - ca), cc))
+        return turns[(a, b, c)]
+
     candidates = []
     for x, y, w, z in itertools.permutations(ctx.seen, 4):
-        cx, cy, cw, cz = (ctx.center(i) for i in (x, y, w, z))
-        if min(horizontal_distance(cx, cy), horizontal_distance(cy, cw), horizontal_distance(cw, cz)) < 1.0:
+        if (x, y) not in far or (y, w) not in far or (w, z) not in far:
             continue
-        t1 = _turn(heading_bearing(cy, cy + (cy - cx), cw))
-        t2 = _turn(heading_bearing(cw, cw + (cw - cy), cz))
+        t1 = turn(x, y, w)
+        t2 = turn(y, w, z) if t1 is not None else None
         if t1 is None or t2 is None:
             continue
         candidates.append((f"{t1}, {t2}", (x, y, w, z)))
@@ -266,16 +338,28 @@ def _appearance_order(ctx: VideoContext, bal: Balancer) -> Draft | None:
     if not triples:
         return None
     rng = bal.rng
-    listed = [int(i) for i in rng.permutation(list(triples[int(rng.integers(len(triples)))]))]
-    order = sorted(listed, key=lambda j: ctx.first_frame[j])
+
+    # Prefer object sets not asked before (a set asked again in another video of the scene often has the same
+    # order, which a text-only model could memorise), then answer texts that are not over-used.
+    def asked(t: tuple[int, ...]) -> int:
+        return bal.label_usage[("obj_appearance_order", frozenset(ctx.name(j) for j in t))]
+
+    fewest = min(asked(t) for t in triples)
+    ordered = [sorted(t, key=lambda j: ctx.first_frame[j]) for t in triples if asked(t) == fewest]
+    chosen = bal.not_overused("obj_appearance_order", [(", ".join(ctx.name(j) for j in o), o) for o in ordered])
+    assert chosen is not None
+    order = chosen[1]
+    listed = [int(i) for i in rng.permutation(order)]
     label = "".join(str(listed.index(j)) for j in order)
     perms = [p for p in itertools.permutations(listed) if list(p) != order]
-    distractors = [", ".join(ctx.name(j) for j in perms[i]) for i in rng.choice(len(perms), size=3, replace=False)]
+    distractors = bal.distractors("obj_appearance_order", [", ".join(ctx.name(j) for j in p) for p in perms], 3)
     stem = (
         "What will be the first-time appearance order of the following objects in the video: "
         f"{', '.join(ctx.name(j) for j in listed)}?"
     )
-    return Draft(stem, ", ".join(ctx.name(j) for j in order), distractors, label)
+    names = frozenset(ctx.name(j) for j in order)
+    tally = (("obj_appearance_order", names),)
+    return Draft(stem, ", ".join(ctx.name(j) for j in order), distractors, label, tally=tally, key=names)
 
 
 def _landmark(ctx: VideoContext, bal: Balancer) -> Draft | None:
@@ -306,11 +390,15 @@ def _counterfactual(ctx: VideoContext, bal: Balancer) -> Draft | None:
         far = [j for j in ctx.seen if bearings[j] >= bearings[best] + 15.0]
         if bearings[best] <= 35.0 and len(far) >= 3:
             candidates.append((phrase, (best, far)))
-    chosen = bal.pick("counterfactual", candidates)
-    if chosen is None:
+    if not candidates:
         return None
+    least = min(bal.text_excess("counterfactual", ctx.name(best)) for _, (best, _) in candidates)
+    chosen = bal.pick(
+        "counterfactual", [c for c in candidates if bal.text_excess("counterfactual", ctx.name(c[1][0])) == least]
+    )
+    assert chosen is not None
     phrase, (best, far) = chosen
-    distractors = [ctx.name(far[i]) for i in bal.rng.choice(len(far), size=3, replace=False)]
+    distractors = bal.distractors("counterfactual", [ctx.name(j) for j in far], 3)
     first = ctx.gt["actions"][0]["action"] if ctx.gt["actions"] else "moving"
     stem = (
         f"If at the very start of the video you had {phrase} instead of your first action ({first}), "
@@ -337,29 +425,61 @@ def action_runs(actions: Sequence[str]) -> list[tuple[str, int]]:
     return runs
 
 
+def _future_steps(last: str, count: int, taken: set[str], bal: Balancer) -> list[tuple[str, int]] | None:
+    """``count`` planned steps after the action ``last``, drawn from ``bal.run_pool`` (real runs) under the rules
+    of real trajectories: a step never repeats or undoes the previous one, and its text is new to ``taken``.
+    Texts that were the answer more often than their share of the choices are preferred, so that answer texts
+    (the video's last run, often cut short by the end of the video) are shown as often as distractors."""
+    steps: list[tuple[str, int]] = []
+    for _ in range(count):
+        allowed = [
+            (a, c) for a, c in bal.run_pool if a != last and OPPOSITE.get(a) != last and _run_text(a, c) not in taken
+        ]
+        if not allowed:
+            return None
+        excess = [bal.text_excess("progress_evaluation", _run_text(a, c)) for a, c in allowed]
+        if max(excess) > 0:
+            allowed = [run for run, e in zip(allowed, excess, strict=True) if e > 0]
+        a, c = allowed[int(bal.rng.integers(len(allowed)))]
+        steps.append((a, c))
+        taken.add(_run_text(a, c))
+        last = a
+    return steps
+
+
 def _progress(ctx: VideoContext, bal: Balancer) -> Draft | None:
     runs = action_runs([a["action"] for a in ctx.gt["actions"]])
-    rng = bal.rng
-    candidates = [(str(extra), extra) for extra in range(4) if len(runs) + extra >= 4 and len(runs) >= 2]
-    chosen = bal.pick("progress_evaluation", candidates)
-    if chosen is None:
+    texts = [_run_text(a, c) for a, c in runs]
+    done = len(runs)
+    candidates = []
+    for extra in range(PROGRESS_CHOICES):
+        total = done + extra
+        shown = texts[total - PROGRESS_CHOICES :] if total >= PROGRESS_CHOICES else []
+        if done < PROGRESS_CHOICES - extra or len(set(shown)) < len(shown):
+            continue
+        row = [bal.label_usage[("progress_evaluation", total, e)] for e in range(PROGRESS_CHOICES)]
+        deficit = max(row) - row[extra]
+        candidates.append((-deficit, bal.label_usage[("progress_evaluation", str(extra))], extra))
+    if not candidates:
         return None
-    label, extra = chosen
-    steps = [_run_text(a, c) for a, c in runs]
-    last = runs[-1][0]
-    for _ in range(extra):
-        options = [a for a in ACTIONS if a != last]
-        last = options[int(rng.integers(len(options)))]
-        steps.append(_run_text(last, int(rng.integers(1, 3))))
-    answer = len(runs)
-    lo = int(rng.integers(max(1, answer - 3), min(answer, len(steps) - 3) + 1))
-    numbers = [n for n in range(lo, lo + 4) if n != answer]
+    best = min(c[:2] for c in candidates)
+    ties = [c[2] for c in candidates if c[:2] == best]
+    extra = ties[int(bal.rng.integers(len(ties)))]
+    shown_real = texts[done - (PROGRESS_CHOICES - extra) :]
+    future = _future_steps(runs[-1][0], extra, set(shown_real), bal)
+    if future is None:
+        return None
+    steps = texts + [_run_text(a, c) for a, c in future]
     route = " ".join(f"{i}. {text.capitalize()}." for i, text in enumerate(steps, start=1))
     stem = (
         f"You were given this navigation instruction: {route} "
         "The video shows your movement so far. Which step of the instruction have you just completed?"
     )
-    return Draft(stem, f"step {answer}", [f"step {n}" for n in numbers], label)
+    window = steps[-PROGRESS_CHOICES:]
+    answer = texts[-1]
+    tally = (("progress_evaluation", done + extra, extra),)
+    distractors = [t for t in window if t != answer]
+    return Draft(stem, answer, distractors, str(extra), tally=tally, key="progress")
 
 
 def _action(ctx: VideoContext, bal: Balancer) -> Draft | None:
@@ -372,7 +492,7 @@ def _action(ctx: VideoContext, bal: Balancer) -> Draft | None:
             candidates.append(("move forward", j))
         elif 25.0 <= abs(b) <= 150.0:
             candidates.append(("rotate right" if b > 0 else "rotate left", j))
-    chosen = bal.pick("action_generation", candidates)
+    chosen = bal.pick("action_generation", candidates, NEXT_ACTIONS, ACTION_SLACK)
     if chosen is None:
         return None
     label, j = chosen
@@ -418,22 +538,44 @@ def generate_questions(
 ) -> list[QuestionRecord]:
     """Questions for a sequence of videos, in order; deterministic for a seed.
 
-    Slot ``k`` of video ``i`` asks about category ``categories[(i + k) % len(categories)]``; a slot whose
-    category has no unambiguous question for that video is skipped (logged at debug level).
+    Slot ``k`` of video ``i`` asks about category ``categories[(i + k) % len(categories)]``. When that category
+    has no new unambiguous question for the video, the slot falls back to the other categories, fewest
+    questions in this video first, then fewest in the dataset so far (then in cycle order), so the count stays
+    close to ``len(gts) × questions_per_video`` and categories stay balanced. A slot for which no category
+    works is skipped (logged at debug level).
     """
     bal = Balancer(np.random.default_rng([seed, 7919]))
+    bal.run_pool = [run for gt in gts for run in action_runs([a["action"] for a in gt["actions"]])]
     records: list[QuestionRecord] = []
+    totals: Counter = Counter()
+    n_cat = len(categories)
     for i, gt in enumerate(gts):
         ctx = VideoContext.from_gt(gt)
-        asked: set[tuple[str, str]] = set()
+        asked: set[tuple[str, Any]] = set()
+        in_video: Counter = Counter()
         for k in range(questions_per_video):
-            category = categories[(i + k) % len(categories)]
-            draft = GENERATORS[category](ctx, bal)
-            if draft is None or (draft.stem, draft.answer) in asked:
-                logger.debug("no new %s question for %s (slot %d)", category, gt["video_id"], k)
-                continue
-            asked.add((draft.stem, draft.answer))
-            if category != "object_rel_direction":
-                bal.used(category, draft.label)
-            records.append(_finish(draft, category, ctx, f"{gt['video_id']}-q{k:02d}", bal))
+            first = (i + k) % n_cat
+            rest = sorted(
+                (categories[(first + d) % n_cat] for d in range(1, n_cat)),
+                key=lambda c, first=first: (totals[c], in_video[c], (categories.index(c) - first) % n_cat),
+            )
+            for category in [categories[first], *rest]:
+                draft = GENERATORS[category](ctx, bal)
+                if draft is not None:
+                    key = (category, (draft.stem, draft.answer) if draft.key is None else draft.key)
+                if draft is None or key in asked:
+                    logger.debug("no new %s question for %s (slot %d)", category, gt["video_id"], k)
+                    continue
+                asked.add(key)
+                if category != "object_rel_direction":
+                    bal.used(category, draft.label)
+                for key in draft.tally:
+                    bal.label_usage[key] += 1
+                bal.shown(category, draft.answer, [draft.answer, *draft.distractors])
+                in_video[category] += 1
+                totals[category] += 1
+                records.append(_finish(draft, category, ctx, f"{gt['video_id']}-q{k:02d}", bal))
+                break
+            else:
+                logger.debug("slot %d of %s left empty", k, gt["video_id"])
     return records
