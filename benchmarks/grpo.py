@@ -1,0 +1,171 @@
+"""Benchmark: seconds per GRPO step of the project's ``train_grpo`` against a bare TRL script.
+
+(a) project: :func:`embodied_r.training.grpo.train_grpo` — the weight-schedule callback, reward naming,
+    MLflow tracking into a run (sqlite in a temporary folder) with the sampled-completions table.
+(b) bare TRL: ``GRPOTrainer`` with the same model, rows, reward functions and ``GRPOConfig`` (built by the same
+    ``grpo_args``), fixed weights, no extra callbacks, no MLflow.
+
+Both run in this one process, interleaved (a, b, b, a, a, b, …) for ``--rounds`` rounds of ``--steps`` steps each.
+A step's time is the wall time between consecutive ``on_step_begin`` callbacks (so logging and MLflow calls
+between steps count); the first step of each run (warm-up) is dropped. The report gives the median s/step of each
+and their ratio; the target is an overhead of at most 5 % (ratio ≤ 1.05).
+
+    .venv/bin/python benchmarks/grpo.py                       # the tiny offline test model
+    .venv/bin/python benchmarks/grpo.py --model /tmp/smol_hf  # a real local HF model folder (e.g. SmolLM2-135M)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from transformers import TrainerCallback
+
+from embodied_r.rewards import RewardSchedule, make_accuracy_reward, make_format_reward
+from embodied_r.training.config import GrpoTrainingConfig
+from embodied_r.training.grpo import grpo_args, load_rows, load_tokenizer, train_grpo
+from embodied_r.training.schedule import weights_for
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "training"))
+from conftest import build_tiny_lm, write_tiny_rows
+
+NAMES = ["format", "accuracy"]
+
+
+class StepClock(TrainerCallback):
+    """Wall time of each optimizer step: between consecutive ``on_step_begin`` (and the end of training)."""
+
+    def __init__(self) -> None:
+        self.marks: list[float] = []
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.marks.append(time.perf_counter())
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.marks.append(time.perf_counter())
+
+    def step_times(self) -> list[float]:
+        """Per-step seconds without the first (warm-up) step."""
+        return [b - a for a, b in zip(self.marks, self.marks[1:], strict=False)][1:]
+
+
+def run_project(model: Path, rows: Path, out: Path, cfg: GrpoTrainingConfig, run_id: str | None) -> list[float]:
+    clock = StepClock()
+    funcs = [make_format_reward(), make_accuracy_reward()]
+    train_grpo(
+        model,
+        rows,
+        out,
+        cfg,
+        funcs,
+        NAMES,
+        RewardSchedule.paper(),
+        mlflow_run_id=run_id,
+        resume=False,
+        callbacks=[clock],
+    )
+    return clock.step_times()
+
+
+def run_bare(model: Path, rows: Path, out: Path, cfg: GrpoTrainingConfig) -> list[float]:
+    import torch
+    from transformers import AutoModelForCausalLM
+    from trl import GRPOTrainer
+
+    clock = StepClock()
+    args = grpo_args(
+        cfg,
+        out,
+        world_size=1,
+        reward_weights=weights_for(RewardSchedule.paper(), NAMES, 0.0, 0.0),
+        has_eval=False,
+    )
+    trainer = GRPOTrainer(
+        model=AutoModelForCausalLM.from_pretrained(str(model), dtype=torch.float32, local_files_only=True),
+        processing_class=load_tokenizer(model, cfg),
+        reward_funcs=[make_format_reward(), make_accuracy_reward()],
+        args=args,
+        train_dataset=load_rows(rows),
+        callbacks=[clock],
+    )
+    trainer.train()
+    return clock.step_times()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, help="local HF model folder (default: the tiny test model)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=None, help="steps per run (default 8 tiny, 4 real)")
+    parser.add_argument("--prompts-per-step", type=int, default=None, help="default 2 tiny, 1 real")
+    parser.add_argument("--num-generations", type=int, default=4)
+    parser.add_argument("--max-completion-length", type=int, default=None, help="default 8 tiny, 32 real")
+    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine may be shared)")
+    parser.add_argument("--no-mlflow", action="store_true", help="run the project's training without MLflow")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    warnings.filterwarnings("ignore")
+
+    import mlflow
+    import torch
+
+    torch.set_num_threads(args.threads)
+    real = args.model is not None
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        model = args.model or build_tiny_lm(tmp / "tiny_lm")
+        rows = write_tiny_rows(tmp / "rows.jsonl", n=16)
+        cfg = GrpoTrainingConfig(
+            num_generations=args.num_generations,
+            prompts_per_step=args.prompts_per_step or (1 if real else 2),
+            max_completion_length=args.max_completion_length or (32 if real else 8),
+            max_steps=args.steps or (4 if real else 8),
+            precision=args.precision,
+            save_steps=10_000,
+            log_completions_n=4,
+        )
+        mlflow.set_tracking_uri(f"sqlite:///{tmp / 'mlflow.db'}")
+        client = mlflow.MlflowClient()
+        experiment = client.create_experiment("bench", artifact_location=(tmp / "artifacts").as_uri())
+
+        times: dict[str, list[float]] = {"project": [], "bare": []}
+        for r in range(args.rounds):
+            order = ["project", "bare"] if r % 2 == 0 else ["bare", "project"]
+            for name in order:
+                out = tmp / f"{name}-{r}"
+                if name == "project":
+                    run_id = None if args.no_mlflow else client.create_run(experiment).info.run_id
+                    times[name] += run_project(model, rows, out, cfg, run_id)
+                else:
+                    times[name] += run_bare(model, rows, out, cfg)
+                print(f"round {r + 1}/{args.rounds} {name}: {statistics.median(times[name]):.4f} s/step so far")
+        mlflow.set_tracking_uri(None)
+
+    project, bare = statistics.median(times["project"]), statistics.median(times["bare"])
+    print(
+        f"\nmodel: {args.model or 'tiny test LM'}; {cfg.prompts_per_step} prompt(s) × {cfg.num_generations} "
+        f"generations × ≤{cfg.max_completion_length} tokens per step, precision {cfg.precision}; "
+        f"{len(times['project'])} + {len(times['bare'])} steps measured"
+    )
+    label = "train_grpo" if args.no_mlflow else "train_grpo + MLflow"
+    print(f"project ({label}): {project:.4f} s/step (median)")
+    print(f"bare TRL GRPOTrainer: {bare:.4f} s/step (median)")
+    print(f"ratio project / bare: {project / bare:.3f} (target ≤ 1.05)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,139 @@
+"""GRPO training configuration: the paper's hyper-parameters as defaults, plus the knobs a CPU run needs.
+
+The defaults are the paper's GPU run (reference §5): lr 5e-7, warmup 5 %, 8 completions per prompt, KL β 0.001,
+temperature 1.0, 4 prompts per optimizer step, completions ≤ 2048 tokens, bf16, 12 epochs. A CPU profile
+overrides ``max_steps``, ``num_generations``, ``max_completion_length`` and ``precision``.
+
+Batch geometry. TRL counts *completions*, not prompts: ``per_device_train_batch_size × gradient_accumulation_steps
+× world_size`` completions make one optimizer step and must hold whole groups of ``num_generations``. Here the
+step is stated in prompts (``prompts_per_step``, as the paper does), and :meth:`GrpoTrainingConfig.batch_geometry`
+derives TRL's numbers for the world size at hand: 4 prompts × 8 completions = 32 completions per step, i.e. 4 per
+GPU on 8 GPUs with no accumulation (the paper's 8× A800), or 32 micro-steps of 1 on one CPU process with
+``per_device_batch_size=1``.
+
+The prompt budget (paper: 6144 tokens) is not a trainer setting: TRL 1.16's ``GRPOConfig`` has no
+``max_prompt_length``; the training set already excludes longer prompts (:mod:`embodied_r.training.dataset`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+log = logging.getLogger(__name__)
+
+#: The text prefilled after the generation prompt when ``think_prefill`` is on.
+THINK_PREFILL = "<think>"
+
+
+class GrpoTrainingConfig(BaseModel):
+    """Hyper-parameters of one GRPO run (defaults: the paper's, reference §5)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # --- the paper's hyper-parameters -------------------------------------------------------------------------
+    learning_rate: float = Field(5e-7, gt=0, description="Paper: 5e-7.")
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Fraction of the steps with linear warm-up. Paper: 5 %.")
+    num_generations: int = Field(8, ge=2, description="Completions per prompt (G). Paper: 8.")
+    beta: float = Field(0.001, ge=0, description="KL coefficient β. Paper: 0.001; 0 drops the reference model.")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature of the rollouts. Paper: 1.0.")
+    prompts_per_step: int = Field(4, ge=1, description="Prompts per optimizer step, over all processes. Paper: 4.")
+    max_completion_length: int = Field(2048, ge=1, description="Completion budget in tokens. Paper: 2048.")
+    precision: Literal["auto", "bf16", "fp32"] = Field(
+        "auto",
+        description="Paper: bf16. 'bf16' = bf16 autocast over fp32 weights (or DeepSpeed's bf16 with fp32 master "
+        "weights); 'auto' = bf16 when the device supports it (CUDA bf16, or a CPU with AVX512-BF16/AMX), else fp32.",
+    )
+    epochs: float = Field(12, gt=0, description="Passes over the training rows. Paper: 12.")
+    loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = Field(
+        "grpo",
+        description="TRL's loss aggregation. 'grpo' (per-sequence mean) is what TRL did when the paper was written; "
+        "TRL 1.16 defaults to 'dapo'.",
+    )
+
+    # --- batch layout -------------------------------------------------------------------------------------------
+    per_device_batch_size: int | None = Field(
+        None,
+        ge=1,
+        description="Completions per process per micro-step; None = all of a step's completions at once "
+        "(prompts_per_step × num_generations / world size, no gradient accumulation).",
+    )
+
+    # --- run control (CPU knobs) ----------------------------------------------------------------------------------
+    max_steps: int | None = Field(None, ge=1, description="Cap on optimizer steps; None = run all epochs.")
+    gradient_checkpointing: bool = Field(
+        False, description="Trade compute for memory (TRL turns it on by default; useless on CPU, useful on GPU)."
+    )
+    seed: int = 42
+    logging_steps: int = Field(1, ge=1, description="Log metrics (and sample completions) every this many steps.")
+    save_steps: int = Field(100, ge=1, description="Checkpoint every this many optimizer steps.")
+    save_total_limit: int | None = Field(2, ge=1, description="Checkpoints kept in output_dir (oldest removed).")
+    eval_steps: int | None = Field(
+        None, ge=1, description="Evaluate on eval rows every this many steps (only with eval rows); None = never."
+    )
+    trust_remote_code: bool = False
+
+    # --- small-model help -----------------------------------------------------------------------------------------
+    think_prefill: bool = Field(
+        False,
+        description=f"Append {THINK_PREFILL!r} to the chat template's generation prompt so a small model starts "
+        "inside its reasoning; the reward functions see the prefill prepended to each completion.",
+    )
+
+    # --- generation backend (GPU) ---------------------------------------------------------------------------------
+    use_vllm: bool = Field(False, description="Generate with vLLM (GPU only; vllm must be installed).")
+    vllm_mode: Literal["colocate", "server"] = Field(
+        "colocate",
+        description="'colocate': vLLM shares each training GPU; 'server': a separate `trl vllm-serve` process.",
+    )
+    vllm_server_base_url: str | None = Field(None, description="Base URL of `trl vllm-serve` (server mode).")
+    vllm_gpu_memory_utilization: float = Field(0.3, gt=0, le=1, description="vLLM's share of GPU memory (colocate).")
+
+    # --- tracking -------------------------------------------------------------------------------------------------
+    log_completions_n: int = Field(
+        4, ge=0, description="Completions per logging step saved to the MLflow completions table; 0 = none."
+    )
+
+    @property
+    def completions_per_step(self) -> int:
+        """Completions in one optimizer step: ``prompts_per_step × num_generations``."""
+        return self.prompts_per_step * self.num_generations
+
+    def batch_geometry(self, world_size: int) -> tuple[int, int]:
+        """(per_device_train_batch_size, gradient_accumulation_steps) for TRL at this world size.
+
+        >>> GrpoTrainingConfig().batch_geometry(8)
+        (4, 1)
+        >>> GrpoTrainingConfig(per_device_batch_size=2).batch_geometry(2)
+        (2, 8)
+        """
+        total = self.completions_per_step
+        per_device = self.per_device_batch_size or total // world_size
+        if per_device < 1 or total % (per_device * world_size) != 0:
+            raise ValueError(
+                f"{self.prompts_per_step} prompts × {self.num_generations} generations = {total} completions per "
+                f"step cannot be split into micro-batches of {per_device} on {world_size} processes; choose "
+                "prompts_per_step / per_device_batch_size so that per_device × world size divides it"
+            )
+        return per_device, total // (per_device * world_size)
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU has native bf16 arithmetic (AVX512-BF16 or AMX); without it bf16 autocast is emulated."""
+    import torch
+
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+
+
+def resolve_bf16(precision: Literal["auto", "bf16", "fp32"]) -> bool:
+    """Whether to train with bf16 (autocast / DeepSpeed bf16) for ``precision`` on this machine."""
+    if precision != "auto":
+        return precision == "bf16"
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    return cpu_supports_bf16()

@@ -1,0 +1,545 @@
+"""GRPO training of the reasoning LM (reference §5), read top to bottom like open-r1's ``grpo.py``.
+
+:func:`train_grpo`: seed → resume point → rows → model and tokenizer → TRL config → ``GRPOTrainer`` with the
+reward functions and the schedule's first weights → callbacks (the weight schedule, sampled completions to
+MLflow) → train → save ``output_dir/final`` → :class:`TrainOutcome`.
+
+MLflow. The caller creates the run and passes its id; this function never starts a run of its own. Metrics go
+through transformers' ``MLflowCallback`` (added explicitly, with ``report_to="none"``: ``report_to="mlflow"``
+would also make TRL write a timing metric per profiled call synchronously, ~50 ms a step on sqlite). In
+``on_train_begin`` that callback starts a run unless one is active — a new one, or a *nested* one — unless
+``MLFLOW_RUN_ID`` is set, in which case it re-opens that run. So, for the
+duration of training, :func:`mlflow_run_env` exports ``MLFLOW_RUN_ID`` (and ``MLFLOW_TRACKING_URI``, so a
+``torchrun`` rank or a fresh process finds the same store) and clears ``MLFLOW_EXPERIMENT_NAME`` /
+``MLFLOW_NESTED_RUN``. If the caller's run is already *active* in this thread, ``MLFLOW_RUN_ID`` is left unset
+and the callback simply logs into the active run (re-opening it would raise). Either way the per-step metrics
+(``rewards/<name>/mean``, ``reward``, ``kl``, ``completions/mean_length``, ``schedule/w_<name>``, …), TRL's
+arguments as params and the ``completions.json`` table all land in the caller's run. When the callback re-opened
+the run it also ends it (status FINISHED) at the end of training — FAILED if training raised — and is then
+detached (:func:`release_mlflow_callback`); logging to the run afterwards still works. A resumed run does not
+log TRL's arguments again (MLflow refuses changed param values, e.g. a new ``max_steps``).
+
+Think prefill (``cfg.think_prefill``). Small models rarely open ``<think>`` on their own. The tokenizer's chat
+template gets ``{% if add_generation_prompt %}<think>{% endif %}`` appended, so every rendered prompt ends with
+``…<|im_start|>assistant\\n<think>`` and the model continues inside its reasoning. The completion TRL hands to
+the rewards then lacks the opening tag, so every reward function is wrapped (:func:`trl_reward_func`) to see
+``"<think>" + completion`` — the full assistant turn — and the strict format reward still applies unchanged.
+The saved ``final`` tokenizer keeps the prefilled template, so inference matches training; when scoring such
+a model's format outside training, prepend ``<think>`` the same way (``final/grpo_training.json`` records it).
+
+Precision. Weights are loaded in fp32; ``bf16`` means bf16 autocast (or DeepSpeed's bf16 engine, which keeps
+fp32 master weights). Pure bf16 weights would round away most AdamW updates at the paper's lr of 5e-7.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import os
+import statistics
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase, TrainerCallback, set_seed
+from transformers.integrations import MLflowCallback
+from transformers.trainer_utils import get_last_checkpoint
+
+from embodied_r.training.config import THINK_PREFILL, GrpoTrainingConfig, resolve_bf16
+from embodied_r.training.schedule import RewardScheduleCallback, WeightSchedule, weights_for
+
+log = logging.getLogger(__name__)
+
+RewardFunc = Callable[..., list[float | None]]
+
+#: Dataset columns the rewards need; the other TrainingRow columns are kept too and reach them as kwargs.
+REQUIRED_COLUMNS: tuple[str, ...] = ("prompt", "solution")
+#: Metrics of the last logged step that :class:`TrainOutcome` reports.
+OUTCOME_METRICS: tuple[str, ...] = ("reward", "reward_std", "kl", "completions/mean_length", "entropy")
+_MLFLOW_ENV = (
+    "MLFLOW_RUN_ID",
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_EXPERIMENT_NAME",
+    "MLFLOW_NESTED_RUN",
+    "MLFLOW_MAX_LOG_PARAMS",
+)
+
+
+class TrainOutcome(BaseModel):
+    """What one :func:`train_grpo` call did."""
+
+    model_config = ConfigDict(frozen=True)
+
+    final_model_path: str
+    global_step: int
+    steps_this_run: int
+    resumed_from: str | None
+    train_runtime_s: float
+    seconds_per_step: float
+    median_step_time_s: float | None
+    world_size: int
+    reward_names: list[str]
+    final_weights: list[float]
+    metrics: dict[str, float]
+
+
+def train_grpo(
+    model_path: str | Path,
+    train_rows_path: str | Path,
+    output_dir: str | Path,
+    cfg: GrpoTrainingConfig,
+    reward_funcs: Sequence[RewardFunc],
+    reward_names: Sequence[str],
+    schedule: WeightSchedule,
+    *,
+    eval_rows_path: str | Path | None = None,
+    mlflow_run_id: str | None = None,
+    resume: bool = True,
+    tokenizer_path: str | Path | None = None,
+    callbacks: Sequence[TrainerCallback] = (),
+) -> TrainOutcome:
+    """Train the LM at ``model_path`` with GRPO on the TrainingRow JSONL at ``train_rows_path``.
+
+    Args:
+        model_path: A local Hugging Face model folder (nothing is fetched from a hub).
+        train_rows_path: JSONL of :class:`embodied_r.training.rows.TrainingRow`.
+        output_dir: Checkpoints (``checkpoint-<step>``), state and metrics; the model ends in ``output_dir/final``.
+        cfg: Hyper-parameters.
+        reward_funcs: TRL reward functions, ``fn(completions, solution, **columns) -> list[float | None]``.
+        reward_names: Their names, from ``("format", "accuracy", "consistency")`` (TRL logs ``rewards/<name>/mean``).
+        schedule: Gives the weights: ``schedule.weights_at(epoch=, step_fraction=) -> (ω_f, ω_a, ω_c)``.
+        eval_rows_path: Optional JSONL of evaluation rows (used every ``cfg.eval_steps`` steps).
+        mlflow_run_id: Log into this existing MLflow run (see the module docstring); None = no MLflow.
+        resume: Continue from the last ``checkpoint-*`` in ``output_dir`` when there is one.
+        tokenizer_path: Tokenizer folder when it is not ``model_path``.
+        callbacks: Extra ``TrainerCallback``s (progress reporting, timing), added after the project's own.
+    """
+    if len(reward_funcs) != len(reward_names):
+        raise ValueError(f"{len(reward_funcs)} reward functions but {len(reward_names)} names")
+    set_seed(cfg.seed)
+    output_dir = Path(output_dir)
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+
+    # Resume from the last checkpoint, if any.
+    last_checkpoint = get_last_checkpoint(str(output_dir)) if resume and output_dir.is_dir() else None
+    if last_checkpoint is not None:
+        log.info("resuming from %s", last_checkpoint)
+
+    # Data.
+    train_dataset = load_rows(train_rows_path)
+    eval_dataset = load_rows(eval_rows_path) if eval_rows_path is not None else None
+
+    # Model and tokenizer (local folders only).
+    tokenizer = load_tokenizer(tokenizer_path or model_path, cfg)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(model_path), dtype=torch.float32, trust_remote_code=cfg.trust_remote_code, local_files_only=True
+    )
+
+    # Rewards, named as the schedule knows them, with their weights at step 0.
+    prefix = THINK_PREFILL if cfg.think_prefill else ""
+    funcs = [trl_reward_func(f, n, prefix) for f, n in zip(reward_funcs, reward_names, strict=True)]
+    initial_weights = weights_for(schedule, reward_names, 0.0, 0.0)
+
+    args = grpo_args(
+        cfg,
+        output_dir,
+        world_size=world_size,
+        reward_weights=initial_weights,
+        has_eval=eval_dataset is not None,
+    )
+    log.info(
+        "GRPO: %d rows, %d prompts × %d generations per step (%d per device × %d accumulation × %d processes), "
+        "bf16=%s, max_steps=%s, epochs=%s",
+        len(train_dataset),
+        cfg.prompts_per_step,
+        cfg.num_generations,
+        args.per_device_train_batch_size,
+        args.gradient_accumulation_steps,
+        world_size,
+        args.bf16,
+        cfg.max_steps,
+        cfg.epochs,
+    )
+
+    from trl import GRPOTrainer
+
+    with mlflow_run_env(mlflow_run_id):
+        trainer = GRPOTrainer(
+            model=model,
+            processing_class=tokenizer,
+            reward_funcs=funcs,
+            args=args,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+        )
+        if trainer.args.world_size != world_size:
+            raise RuntimeError(f"WORLD_SIZE says {world_size} processes but the trainer runs {trainer.args.world_size}")
+        schedule_callback = RewardScheduleCallback(trainer, schedule, reward_names)
+        trainer.add_callback(schedule_callback)
+        if mlflow_run_id is not None:
+            # Added here rather than through report_to="mlflow": with that, TRL also writes a timing metric per
+            # profiled call straight to MLflow (~8 synchronous writes a step, +~50 ms a step on sqlite).
+            trainer.add_callback(MLflowCallback())
+            if cfg.log_completions_n > 0:
+                trainer.add_callback(CompletionTableCallback(trainer, mlflow_run_id, cfg.log_completions_n, prefix))
+        for callback in callbacks:
+            trainer.add_callback(callback)
+
+        start_step = _checkpoint_step(last_checkpoint)
+        failed = True
+        try:
+            result = trainer.train(resume_from_checkpoint=last_checkpoint)
+            failed = False
+        finally:
+            release_mlflow_callback(trainer, failed=failed)
+
+    # Save the model, the tokenizer, metrics and state.
+    final = output_dir / "final"
+    trainer.save_model(str(final))
+    metrics = dict(result.metrics)
+    log.info("train metrics: %s", metrics)
+    trainer.save_metrics("train", metrics)
+    trainer.save_state()
+    if trainer.is_world_process_zero():
+        record = {"config": cfg.model_dump(), "reward_names": list(reward_names), "think_prefill": prefix or None}
+        (final / "grpo_training.json").write_text(json.dumps(record, indent=2, sort_keys=True))
+
+    return _outcome(trainer, final, start_step, last_checkpoint, metrics, reward_names)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Steps of train_grpo
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def load_rows(path: str | Path) -> Any:
+    """TrainingRow JSONL as a ``datasets.Dataset`` with every column kept (rewards get them as kwargs)."""
+    from datasets import load_dataset
+
+    dataset = load_dataset("json", data_files=str(path), split="train")
+    missing = [c for c in REQUIRED_COLUMNS if c not in dataset.column_names]
+    if missing:
+        raise ValueError(f"{path}: rows lack the columns {missing}")
+    return dataset
+
+
+def load_tokenizer(path: str | Path, cfg: GrpoTrainingConfig) -> PreTrainedTokenizerBase:
+    """The tokenizer from a local folder, with a pad token and (optionally) the ``<think>`` prefill."""
+    tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=cfg.trust_remote_code, local_files_only=True)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if cfg.think_prefill:
+        tokenizer.chat_template = with_think_prefill(tokenizer.chat_template)
+    return tokenizer
+
+
+def with_think_prefill(template: str | None, prefill: str = THINK_PREFILL) -> str:
+    """The chat template with ``prefill`` emitted after the generation prompt.
+
+    >>> t = "{% for m in messages %}{{ m['content'] }}{% endfor %}{% if add_generation_prompt %}A:{% endif %}"
+    >>> with_think_prefill(t).endswith("{% if add_generation_prompt %}<think>{% endif %}")
+    True
+    """
+    if not template:
+        raise ValueError("think_prefill needs a tokenizer with a chat template")
+    return template + "{% if add_generation_prompt %}" + prefill + "{% endif %}"
+
+
+def trl_reward_func(fn: RewardFunc, name: str, prefix: str = "") -> RewardFunc:
+    """``fn`` as TRL should call it: named ``name`` (TRL's metric name), seeing ``prefix`` + each completion.
+
+    Returned unchanged when its ``__name__`` already is ``name`` and there is no prefix.
+    """
+    if not prefix and getattr(fn, "__name__", None) == name:
+        return fn
+
+    def view(completions: Sequence[Any]) -> list[Any]:
+        return [prepend(c, prefix) for c in completions] if prefix else list(completions)
+
+    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None)):  # noqa: B004
+
+        async def async_reward(completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
+            return await fn(completions=view(completions), **kwargs)
+
+        wrapped: Any = async_reward
+    else:
+
+        def reward(completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
+            return fn(completions=view(completions), **kwargs)
+
+        wrapped = reward
+    wrapped.__name__ = name
+    wrapped.__qualname__ = name
+    wrapped.__wrapped__ = fn
+    return wrapped
+
+
+def prepend(completion: Any, prefix: str) -> Any:
+    """``prefix`` + a completion, plain text or TRL's conversational ``[{"role": "assistant", "content": ...}]``."""
+    if isinstance(completion, str):
+        return prefix + completion
+    messages = [dict(m) for m in completion]
+    for message in messages:
+        if message.get("role") == "assistant" and isinstance(message.get("content"), str):
+            message["content"] = prefix + message["content"]
+            break
+    return messages
+
+
+def grpo_args(
+    cfg: GrpoTrainingConfig,
+    output_dir: Path,
+    *,
+    world_size: int,
+    reward_weights: list[float],
+    has_eval: bool,
+) -> Any:
+    """TRL's ``GRPOConfig`` for ``cfg`` (never pushes to a hub; reports to no tracker by itself)."""
+    from trl import GRPOConfig
+
+    per_device, accumulation = cfg.batch_geometry(world_size)
+    evaluate = has_eval and cfg.eval_steps is not None
+    return GRPOConfig(
+        output_dir=str(output_dir),
+        # The paper's hyper-parameters.
+        learning_rate=cfg.learning_rate,
+        warmup_steps=cfg.warmup_ratio,  # < 1: a fraction of the steps (transformers 5)
+        num_generations=cfg.num_generations,
+        beta=cfg.beta,
+        temperature=cfg.temperature,
+        max_completion_length=cfg.max_completion_length,
+        num_train_epochs=cfg.epochs,
+        loss_type=cfg.loss_type,
+        per_device_train_batch_size=per_device,
+        gradient_accumulation_steps=accumulation,
+        reward_weights=reward_weights,
+        # Explicit on every device: TRL turns bf16 and gradient checkpointing on by default.
+        bf16=resolve_bf16(cfg.precision),
+        fp16=False,
+        activation_checkpointing=cfg.gradient_checkpointing,  # transformers 5 name of gradient checkpointing
+        # Run control.
+        max_steps=cfg.max_steps or -1,
+        seed=cfg.seed,
+        logging_steps=cfg.logging_steps,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        eval_strategy="steps" if evaluate else "no",
+        eval_steps=cfg.eval_steps if evaluate else None,
+        per_device_eval_batch_size=cfg.num_generations,
+        trust_remote_code=cfg.trust_remote_code,
+        # Generation backend.
+        use_vllm=cfg.use_vllm,
+        vllm_mode=cfg.vllm_mode,
+        vllm_server_base_url=cfg.vllm_server_base_url,
+        vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+        # Tracking: MLflow only, and only into the caller's run; completions go to MLflow via our callback.
+        report_to="none",  # MLflow: train_grpo adds transformers' MLflowCallback itself (see there)
+        log_completions=False,
+        push_to_hub=False,
+        dataloader_num_workers=0,
+        # Without a GPU, say so: accelerate only sets up multi-process CPU training (gloo) with cpu=True.
+        use_cpu=not torch.cuda.is_available(),
+    )
+
+
+@contextmanager
+def mlflow_run_env(run_id: str | None) -> Iterator[None]:
+    """Point transformers' ``MLflowCallback`` at the existing run ``run_id`` while training (module docstring)."""
+    if run_id is None:
+        yield
+        return
+    import mlflow
+
+    saved = {key: os.environ.get(key) for key in _MLFLOW_ENV}
+    active = mlflow.active_run()
+    if active is not None and active.info.run_id != run_id:
+        raise ValueError(f"MLflow run {active.info.run_id} is active in this thread; cannot log into run {run_id}")
+    os.environ["MLFLOW_TRACKING_URI"] = mlflow.get_tracking_uri()
+    os.environ.pop("MLFLOW_EXPERIMENT_NAME", None)
+    os.environ.pop("MLFLOW_NESTED_RUN", None)
+    if "num_generations" in mlflow.MlflowClient().get_run(run_id).data.params:
+        # A resumed run: TRL's arguments were logged by the first attempt, and MLflow refuses changed values.
+        os.environ["MLFLOW_MAX_LOG_PARAMS"] = "0"
+    if active is None:
+        os.environ["MLFLOW_RUN_ID"] = run_id
+    else:  # the callback logs into the active run; setting MLFLOW_RUN_ID would make it re-open it and fail
+        os.environ.pop("MLFLOW_RUN_ID", None)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def release_mlflow_callback(trainer: Any, *, failed: bool) -> None:
+    """Detach transformers' ``MLflowCallback`` from ``trainer`` once training is over.
+
+    The callback ends the run it (re-)opened in ``on_train_end`` — and again in ``__del__``, i.e. whenever the
+    trainer happens to be garbage-collected, ending whatever run is active *then* (the caller's next run).
+    Here its run is ended now (FAILED if training raised) and the callback is disarmed and dropped.
+    """
+    for callback in list(trainer.callback_handler.callbacks):
+        if not isinstance(callback, MLflowCallback):
+            continue
+        if callback._auto_end_run:
+            import mlflow
+
+            if mlflow.active_run() is not None:
+                mlflow.end_run(status="FAILED" if failed else "FINISHED")
+            callback._auto_end_run = False
+        trainer.remove_callback(callback)
+
+
+class CompletionTableCallback(TrainerCallback):
+    """Samples ``n`` completions per logging step into the MLflow table ``completions.json`` of ``run_id``.
+
+    Reads the batch TRL keeps for its own completion logging (``GRPOTrainer._logs``: prompts, completions, the
+    reward of each function and the advantage of the last generation batch, gathered over processes) and
+    appends rows ``step, prompt, completion, <reward name>..., advantage`` with ``mlflow.log_table`` at each
+    checkpoint and at the end of training. The prompt column holds the tail of the last user message (the
+    question and choices); ``prefix`` (the think prefill) is put back in front of each completion.
+    """
+
+    def __init__(
+        self,
+        trainer: Any,
+        run_id: str,
+        n: int,
+        prefix: str = "",
+        artifact_file: str = "completions.json",
+        max_prompt_chars: int = 2000,
+    ) -> None:
+        self.trainer = trainer
+        self.run_id = run_id
+        self.n = n
+        self.prefix = prefix
+        self.artifact_file = artifact_file
+        self.max_prompt_chars = max_prompt_chars
+        self.rows: list[dict[str, Any]] = []
+        self._last_step = -1
+
+    def on_log(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        batch = getattr(self.trainer, "_logs", None)
+        if not state.is_world_process_zero or not batch or not batch["prompt"] or state.global_step == self._last_step:
+            return
+        self._last_step = state.global_step
+        prompts, completions = list(batch["prompt"]), list(batch["completion"])
+        rewards = {name: list(values) for name, values in batch["rewards"].items()}
+        advantages = list(batch["advantages"])
+        count = min(self.n, len(prompts))
+        # Spread over the batch: consecutive completions share a prompt.
+        for i in sorted({round(k * (len(prompts) - 1) / max(count - 1, 1)) for k in range(count)}):
+            row: dict[str, Any] = {
+                "step": state.global_step,
+                "prompt": _prompt_text(prompts[i])[-self.max_prompt_chars :],
+                "completion": self.prefix + _completion_text(completions[i]),
+            }
+            row.update({name: _float(values[i]) for name, values in rewards.items() if i < len(values)})
+            row["advantage"] = _float(advantages[i]) if i < len(advantages) else None
+            self.rows.append(row)
+
+    def flush(self) -> None:
+        """Append the buffered rows to the run's table."""
+        if not self.rows:
+            return
+        import mlflow
+
+        columns = list(dict.fromkeys(key for row in self.rows for key in row))
+        mlflow.log_table(
+            {c: [row.get(c) for row in self.rows] for c in columns}, self.artifact_file, run_id=self.run_id
+        )
+        self.rows.clear()
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.is_world_process_zero:
+            self.flush()
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.is_world_process_zero:
+            self.flush()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _prompt_text(prompt: Any) -> str:
+    if isinstance(prompt, str):
+        return prompt
+    users = [m.get("content", "") for m in prompt if m.get("role") == "user"]
+    return str(users[-1]) if users else str(prompt)
+
+
+def _completion_text(completion: Any) -> str:
+    if isinstance(completion, str):
+        return completion
+    return "".join(str(m.get("content", "")) for m in completion if m.get("role") == "assistant")
+
+
+def _float(value: Any) -> float | None:
+    value = float(value)
+    return None if value != value else value  # NaN (a None reward) → null in the table
+
+
+def _checkpoint_step(checkpoint: str | None) -> int:
+    if checkpoint is None:
+        return 0
+    state = Path(checkpoint) / "trainer_state.json"
+    return int(json.loads(state.read_text())["global_step"]) if state.is_file() else 0
+
+
+def _outcome(
+    trainer: Any,
+    final: Path,
+    start_step: int,
+    last_checkpoint: str | None,
+    metrics: dict[str, Any],
+    reward_names: Sequence[str],
+) -> TrainOutcome:
+    history = trainer.state.log_history
+    last = next((entry for entry in reversed(history) if "reward" in entry), {})
+    reported = {
+        key: float(value)
+        for key, value in last.items()
+        if value is not None and (key in OUTCOME_METRICS or key.startswith(("rewards/", "schedule/")))
+    }
+    step_times = [entry["step_time"] for entry in history if entry.get("step_time") is not None]
+    steps = trainer.state.global_step - start_step
+    runtime = float(metrics.get("train_runtime", 0.0))
+    return TrainOutcome(
+        final_model_path=str(final),
+        global_step=trainer.state.global_step,
+        steps_this_run=steps,
+        resumed_from=last_checkpoint,
+        train_runtime_s=runtime,
+        seconds_per_step=runtime / steps if steps else 0.0,
+        median_step_time_s=statistics.median(step_times) if step_times else None,
+        world_size=trainer.args.world_size,
+        reward_names=list(reward_names),
+        final_weights=[float(w) for w in trainer.reward_weights.tolist()],
+        metrics=reported,
+    )
+
+
+__all__ = [
+    "CompletionTableCallback",
+    "TrainOutcome",
+    "grpo_args",
+    "load_rows",
+    "load_tokenizer",
+    "mlflow_run_env",
+    "prepend",
+    "release_mlflow_callback",
+    "train_grpo",
+    "trl_reward_func",
+    "with_think_prefill",
+]
