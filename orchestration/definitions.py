@@ -14,7 +14,7 @@ import dagster as dg
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 from orchestration import checks  # noqa: E402
-from orchestration.assets import data, keyframes, perception, training  # noqa: E402
+from orchestration.assets import data, grpo, keyframes, perception, training  # noqa: E402
 from orchestration.resources import MlflowResource, ProjectResource  # noqa: E402
 
 project = ProjectResource()
@@ -26,6 +26,7 @@ defs = dg.Definitions(
         perception.vlm_descriptions,
         training.base_lm,
         training.training_set,
+        grpo.grpo_lm,
     ],
     asset_checks=[checks.perception_data_checks],
     resources={"project": project, "mlflow": MlflowResource(project=project)},

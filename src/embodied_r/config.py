@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from embodied_r.rewards import RewardsConfig
+from embodied_r.training.config import GrpoTrainingConfig
 from embodied_r.vocabulary import TASK_CATEGORIES, VSI_NUMERIC_CATEGORIES
 
 
@@ -380,6 +381,8 @@ class Params(_Section):
     lm: LMConfig = LMConfig()
     training_set: TrainingSetConfig = TrainingSetConfig()
     rewards: RewardsConfig = RewardsConfig()
+    #: GRPO hyper-parameters; the defaults are the paper's (GPU); params.yaml sizes them for a CPU.
+    grpo: GrpoTrainingConfig = GrpoTrainingConfig()
     tracking: TrackingConfig = TrackingConfig()
 
     @model_validator(mode="after")

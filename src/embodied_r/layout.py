@@ -43,6 +43,12 @@ class Layout:
         return self.data / "training_set"
 
     @property
+    def checkpoints(self) -> Path:
+        """GRPO output folders (checkpoints for resume, final model), outside ``data/``: DVC deletes stage
+        outputs before a rerun, and an interrupted training must resume from its checkpoints."""
+        return self.root / ".cache" / "grpo"
+
+    @property
     def reports(self) -> Path:
         """Failure and exclusion reports that are not stage outputs of their own."""
         return self.data / "reports"

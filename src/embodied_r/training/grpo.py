@@ -47,6 +47,8 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase, TrainerCallback, set_seed
 from transformers.integrations import MLflowCallback
+from transformers.trainer import TRAINER_STATE_NAME
+from transformers.trainer_callback import TrainerState
 from transformers.trainer_utils import get_last_checkpoint
 
 from embodied_r.training.config import THINK_PREFILL, GrpoTrainingConfig, resolve_bf16
@@ -133,10 +135,18 @@ def train_grpo(
     train_dataset = load_rows(train_rows_path)
     eval_dataset = load_rows(eval_rows_path) if eval_rows_path is not None else None
 
+    # A run killed after its last checkpoint: nothing left to train (transformers would take one more step).
+    complete = (
+        last_checkpoint is not None and cfg.max_steps is not None and _checkpoint_step(last_checkpoint) >= cfg.max_steps
+    )
+
     # Model and tokenizer (local folders only).
     tokenizer = load_tokenizer(tokenizer_path or model_path, cfg)
     model = AutoModelForCausalLM.from_pretrained(
-        str(model_path), dtype=torch.float32, trust_remote_code=cfg.trust_remote_code, local_files_only=True
+        str(last_checkpoint if complete else model_path),
+        dtype=torch.float32,
+        trust_remote_code=cfg.trust_remote_code,
+        local_files_only=True,
     )
 
     # Rewards, named as the schedule knows them, with their weights at step 0.
@@ -190,17 +200,24 @@ def train_grpo(
             trainer.add_callback(callback)
 
         start_step = _checkpoint_step(last_checkpoint)
-        failed = True
-        try:
-            result = trainer.train(resume_from_checkpoint=last_checkpoint)
-            failed = False
-        finally:
-            release_mlflow_callback(trainer, failed=failed)
+        if complete:
+            log.info("%s already reached max_steps=%d: nothing left to train", last_checkpoint, cfg.max_steps)
+            trainer.state = TrainerState.load_from_json(str(Path(last_checkpoint) / TRAINER_STATE_NAME))
+            schedule_callback.on_step_begin(trainer.args, trainer.state, trainer.control)
+            release_mlflow_callback(trainer, failed=False)
+            metrics: dict[str, Any] = {}
+        else:
+            failed = True
+            try:
+                result = trainer.train(resume_from_checkpoint=last_checkpoint)
+                failed = False
+            finally:
+                release_mlflow_callback(trainer, failed=failed)
+            metrics = dict(result.metrics)
 
     # Save the model, the tokenizer, metrics and state.
     final = output_dir / "final"
     trainer.save_model(str(final))
-    metrics = dict(result.metrics)
     log.info("train metrics: %s", metrics)
     trainer.save_metrics("train", metrics)
     trainer.save_state()

@@ -1,0 +1,137 @@
+"""``grpo_lm``: the reasoning LM trained with GRPO on the paper's three rewards and weight schedule."""
+
+import hashlib
+import json
+import os
+
+import dagster as dg
+
+from embodied_r.data.records import dumps_canonical, write_json
+from embodied_r.rewards import build_reward_funcs
+from embodied_r.tracking import flatten_params, log_and_register_lm
+from embodied_r.training.grpo import train_grpo
+from orchestration.assets.training import base_lm, read_base_lm_path, training_set
+from orchestration.resources import MlflowResource, ProjectResource
+
+GRPO_POINTER = "grpo_lm.json"
+
+
+def training_key(train_bytes: bytes, base_pointer: bytes, params_json: str) -> str:
+    """What identifies one training: its data, its starting model and its settings (the checkpoint folder)."""
+    digest = hashlib.sha256()
+    for part in (train_bytes, base_pointer, params_json.encode()):
+        digest.update(hashlib.sha256(part).digest())
+    return digest.hexdigest()[:16]
+
+
+def _git_commit(root) -> str:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+@dg.asset(group_name="training", kinds={"pytorch", "mlflow"}, deps=[training_set, base_lm])
+def grpo_lm(
+    context: dg.AssetExecutionContext, project: ProjectResource, mlflow: MlflowResource
+) -> dg.MaterializeResult:
+    """GRPO on the training split (TRL), rewards format / accuracy / consistency with the staged weights.
+
+    One MLflow run per materialization (params, per-step metrics, sample completions); the final model is
+    logged and registered as a new version of ``tracking.registered_model``. Checkpoints live in
+    ``.cache/grpo/<training key>/``: an interrupted run resumes from the last one.
+    """
+    import mlflow as mlflow_lib
+    from mlflow.entities import Param
+
+    params = project.load_params()
+    layout = project.layout(params)
+    train_path = layout.training_set / "train.jsonl"
+    val_path = layout.training_set / "val.jsonl"
+    model_path = read_base_lm_path(layout.models)
+    settings = {k: params.model_dump(mode="json")[k] for k in ("grpo", "rewards", "lm", "training_set")}
+    key = training_key(
+        train_path.read_bytes(), (layout.models / "base_lm.json").read_bytes(), dumps_canonical(settings)
+    )
+    output_dir = layout.checkpoints / key
+
+    experiment_id = mlflow.configure()
+    client = mlflow_lib.MlflowClient()
+    run = client.create_run(
+        experiment_id,
+        run_name=f"grpo-{params.profile}",
+        tags={
+            "embodied_r.stage": "grpo_lm",
+            "embodied_r.profile": params.profile,
+            "embodied_r.training_key": key,
+            "dagster.run_id": context.run_id,
+            "git.commit": _git_commit(layout.root),
+        },
+    )
+    run_id = run.info.run_id
+    flat = sorted(flatten_params({"params": settings}).items())
+    for start in range(0, len(flat), 100):  # MLflow takes at most 100 params per batch
+        client.log_batch(run_id, params=[Param(k, v) for k, v in flat[start : start + 100]])
+    url = mlflow.run_url(experiment_id, run_id)
+    context.log.info("MLflow run %s (%s); checkpoints in %s", run_id, url, output_dir)
+
+    reward_funcs, reward_names = build_reward_funcs(params.rewards, policy_model_path=str(model_path))
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        outcome = train_grpo(
+            model_path,
+            train_path,
+            output_dir,
+            params.grpo,
+            reward_funcs,
+            reward_names,
+            params.rewards.schedule,
+            eval_rows_path=val_path if params.grpo.eval_steps and val_path.stat().st_size else None,
+            mlflow_run_id=run_id,
+            resume=True,
+        )
+    except Exception:
+        client.set_terminated(run_id, status="FAILED")
+        raise
+    model_uri, version = log_and_register_lm(
+        outcome.final_model_path, params.tracking.registered_model, run_id,
+        max_new_tokens=params.grpo.max_completion_length,
+    )  # fmt: skip
+    for name, value in outcome.metrics.items():
+        client.log_metric(run_id, f"final/{name}", value)
+    client.set_terminated(run_id, status="FINISHED")
+    pointer = {
+        "final_model_path": str(outcome.final_model_path),
+        "model_uri": model_uri,
+        "registered_model": params.tracking.registered_model,
+        "version": version,
+        "run_id": run_id,
+        "training_key": key,
+    }
+    write_json(layout.models / GRPO_POINTER, pointer)
+    return dg.MaterializeResult(
+        metadata={
+            "mlflow_run": dg.MetadataValue.url(url),
+            "registered_version": f"{params.tracking.registered_model} v{version}",
+            "model_uri": model_uri,
+            "global_step": outcome.global_step,
+            "steps_this_run": outcome.steps_this_run,
+            "resumed_from": outcome.resumed_from or "",
+            "seconds_per_step": round(outcome.seconds_per_step, 3),
+            "world_size": outcome.world_size,
+            "final_weights": dg.MetadataValue.json(dict(zip(reward_names, outcome.final_weights, strict=True))),
+            "final_metrics": dg.MetadataValue.json(outcome.metrics),
+            "training_key": key,
+        }
+    )
+
+
+def read_grpo_pointer(models_dir) -> dict:
+    """The pointer ``grpo_lm`` wrote: final model path, MLflow model URI and registry version."""
+    path = models_dir / GRPO_POINTER
+    if not path.is_file():
+        raise dg.Failure(description=f"{path} is missing: materialize grpo_lm first")
+    return json.loads(path.read_text())
