@@ -37,6 +37,7 @@ def tiny_params_dict() -> dict:
     data["profile"] = "test"
     data["synthetic"].update(TINY_SYNTHETIC)
     data["split"]["ratios"] = [0.34, 0.33, 0.33]
+    data["grpo"].update({"num_generations": 2, "max_completion_length": 8, "max_steps": 2, "save_steps": 1})
     return data
 
 
