@@ -10,6 +10,7 @@ from embodied_r.data.records import dumps_canonical, write_json
 from embodied_r.rewards import build_reward_funcs
 from embodied_r.tracking import flatten_params, log_and_register_lm
 from embodied_r.training.grpo import train_grpo
+from embodied_r.training.launch import run_launched
 from orchestration.assets.training import base_lm, read_base_lm_path, training_set
 from orchestration.resources import MlflowResource, ProjectResource
 
@@ -78,21 +79,35 @@ def grpo_lm(
     url = mlflow.run_url(experiment_id, run_id)
     context.log.info("MLflow run %s (%s); checkpoints in %s", run_id, url, output_dir)
 
-    reward_funcs, reward_names = build_reward_funcs(params.rewards, policy_model_path=str(model_path))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    eval_rows = val_path if params.grpo.eval_steps and val_path.stat().st_size else None
     try:
-        outcome = train_grpo(
-            model_path,
-            train_path,
-            output_dir,
-            params.grpo,
-            reward_funcs,
-            reward_names,
-            params.rewards.schedule,
-            eval_rows_path=val_path if params.grpo.eval_steps and val_path.stat().st_size else None,
-            mlflow_run_id=run_id,
-            resume=True,
-        )
+        if params.grpo.launcher == "inprocess":
+            reward_funcs, reward_names = build_reward_funcs(params.rewards, policy_model_path=str(model_path))
+            outcome = train_grpo(
+                model_path,
+                train_path,
+                output_dir,
+                params.grpo,
+                reward_funcs,
+                reward_names,
+                params.rewards.schedule,
+                eval_rows_path=eval_rows,
+                mlflow_run_id=run_id,
+                resume=True,
+            )
+        else:  # several processes (GPUs, or gloo on CPU), each running embodied_r.training.launch
+            outcome = run_launched(
+                params.grpo,
+                params.rewards,
+                model=model_path,
+                rows=train_path,
+                out=output_dir,
+                eval_rows=eval_rows,
+                mlflow_run_id=run_id,
+                tracking_uri=mlflow_lib.get_tracking_uri(),
+                cwd=layout.root,
+            )
     except Exception:
         client.set_terminated(run_id, status="FAILED")
         raise
@@ -122,7 +137,7 @@ def grpo_lm(
             "resumed_from": outcome.resumed_from or "",
             "seconds_per_step": round(outcome.seconds_per_step, 3),
             "world_size": outcome.world_size,
-            "final_weights": dg.MetadataValue.json(dict(zip(reward_names, outcome.final_weights, strict=True))),
+            "final_weights": dg.MetadataValue.json(dict(zip(outcome.reward_names, outcome.final_weights, strict=True))),
             "final_metrics": dg.MetadataValue.json(outcome.metrics),
             "training_key": key,
         }

@@ -91,6 +91,17 @@ class GrpoTrainingConfig(BaseModel):
     vllm_server_base_url: str | None = Field(None, description="Base URL of `trl vllm-serve` (server mode).")
     vllm_gpu_memory_utilization: float = Field(0.3, gt=0, le=1, description="vLLM's share of GPU memory (colocate).")
 
+    # --- processes ----------------------------------------------------------------------------------------------
+    launcher: Literal["inprocess", "torchrun", "accelerate"] = Field(
+        "inprocess",
+        description="inprocess: train inside the Dagster run (one process); torchrun / accelerate: start "
+        "nproc_per_node processes of embodied_r.training.launch (DDP; DeepSpeed via accelerate_config).",
+    )
+    nproc_per_node: int = Field(1, ge=1, description="Processes per node for torchrun / accelerate (one per GPU).")
+    accelerate_config: str | None = Field(
+        None, description="accelerate config file, e.g. configs/accelerate/zero3.yaml (launcher: accelerate)."
+    )
+
     # --- tracking -------------------------------------------------------------------------------------------------
     log_completions_n: int = Field(
         4, ge=0, description="Completions per logging step saved to the MLflow completions table; 0 = none."

@@ -133,5 +133,66 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def launch_argv(cfg: GrpoTrainingConfig) -> list[str]:
+    """The launcher command for ``cfg`` (everything before ``-m embodied_r.training.launch``)."""
+    import sys
+
+    if cfg.launcher == "torchrun":
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={cfg.nproc_per_node}"]
+    if cfg.launcher == "accelerate":
+        argv = [sys.executable, "-m", "accelerate.commands.launch", f"--num_processes={cfg.nproc_per_node}"]
+        if cfg.accelerate_config:
+            argv.append(f"--config_file={cfg.accelerate_config}")
+        return argv
+    raise ValueError(f"launcher {cfg.launcher!r} runs in-process; there is no command to launch")
+
+
+def run_launched(
+    cfg: GrpoTrainingConfig,
+    rewards: Any,
+    *,
+    model: Path,
+    rows: Path,
+    out: Path,
+    eval_rows: Path | None = None,
+    mlflow_run_id: str | None = None,
+    tracking_uri: str | None = None,
+    cwd: Path | None = None,
+) -> Any:
+    """Train in ``cfg.nproc_per_node`` processes started by ``cfg.launcher``; returns rank 0's TrainOutcome.
+
+    The configs go to ``out/launch_config/`` as YAML; the processes log into ``mlflow_run_id``. A failed
+    launch raises with the tail of its output.
+    """
+    import subprocess
+
+    from embodied_r.training.grpo import TrainOutcome
+
+    config_dir = out / "launch_config"
+    config_dir.mkdir(parents=True, exist_ok=True)
+    (config_dir / "grpo.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=True))
+    (config_dir / "rewards.yaml").write_text(yaml.safe_dump(rewards.model_dump(mode="json"), sort_keys=True))
+    (out / "outcome.json").unlink(missing_ok=True)
+    argv = [
+        *launch_argv(cfg),
+        "-m", "embodied_r.training.launch",
+        "--model", str(model), "--rows", str(rows), "--out", str(out),
+        "--config", str(config_dir / "grpo.yaml"), "--rewards", str(config_dir / "rewards.yaml"),
+    ]  # fmt: skip
+    if eval_rows is not None:
+        argv += ["--eval-rows", str(eval_rows)]
+    if mlflow_run_id is not None:
+        argv += ["--mlflow-run-id", mlflow_run_id]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    if tracking_uri:
+        env["MLFLOW_TRACKING_URI"] = tracking_uri
+    log.info("launching: %s", " ".join(argv))
+    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0 or not (out / "outcome.json").is_file():
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
+        raise RuntimeError(f"{cfg.launcher} training failed (exit {proc.returncode}):\n{tail}")
+    return TrainOutcome.model_validate_json((out / "outcome.json").read_text())
+
+
 if __name__ == "__main__":
     raise SystemExit(main())
