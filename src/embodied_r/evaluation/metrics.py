@@ -1,0 +1,199 @@
+"""Scoring of evaluation completions: pure functions, no model and no I/O (reference §6).
+
+One completion is scored by :func:`score_sample` with the project's answer extraction
+(:func:`embodied_r.answers.extract_answer`, the same function the accuracy reward uses) and the strict format
+reward (:func:`embodied_r.rewards.make_format_reward`), so "correct" and "well formatted" mean the same thing in
+training and in the report. :func:`aggregate` turns the per-sample records into the headline numbers:
+
+``pooled_accuracy``
+    The paper's "Avg": the mean score over **all** test questions (each question weighs the same), with a
+    seeded 95% percentile bootstrap interval (:func:`bootstrap_ci`).
+``category_mean_accuracy``
+    The mean of the per-category accuracies (each category weighs the same). It differs from the pooled
+    number whenever categories are unbalanced; both are reported, the pooled one is the headline.
+``per_category``
+    Accuracy, sample count and chance level (mean of ``1 / number of choices``) per category.
+``mra``
+    Mean relative accuracy of numeric rows (no choices), only when there are any. A numeric row's score is its
+    MRA, so it enters the pooled accuracy with partial credit (VSI-Bench's convention).
+``format_compliance`` / ``answer_rate`` / ``mean_completion_tokens``
+    Share of strictly formatted completions, share with an extractable answer, mean generated tokens.
+
+>>> s = score_sample("<think>the chair is left</think><answer>B</answer>", row)  # doctest: +SKIP
+>>> s["letter"], s["correct"], s["format_ok"]  # doctest: +SKIP
+('B', True, True)
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from embodied_r.answers import AnswerMode, extract_answer, extract_number, extract_think, mean_relative_accuracy
+from embodied_r.rewards import make_format_reward
+from embodied_r.training.rows import TrainingRow
+
+__all__ = [
+    "aggregate",
+    "bootstrap_ci",
+    "chance_level",
+    "per_category_accuracy",
+    "pooled_accuracy",
+    "score_sample",
+]
+
+#: The paper's strict format reward; ``format_ok`` means it pays 1.
+_STRICT_FORMAT = make_format_reward(0.0)
+
+
+def chance_level(choices: Sequence[str]) -> float | None:
+    """Accuracy of a uniform random guess: ``1 / len(choices)``; ``None`` for a numeric question (no choices).
+
+    >>> chance_level(["A", "B", "C", "D"])
+    0.25
+    """
+    return 1.0 / len(choices) if choices else None
+
+
+def score_sample(
+    completion: str,
+    row: TrainingRow,
+    *,
+    think_prefill: str | None = None,
+    answer_mode: AnswerMode = "answer_tag",
+    completion_tokens: int | None = None,
+) -> dict[str, Any]:
+    """Score one completion against its row.
+
+    Args:
+        completion: The generated text (the model's new tokens, decoded).
+        row: The question (its ``solution``, ``choices`` and ``category``).
+        think_prefill: Text the chat template already put at the start of the assistant turn (``"<think>"`` for
+            a model trained with ``think_prefill``); it is prepended before scoring, as in training.
+        answer_mode: How the letter is read (see :mod:`embodied_r.answers`).
+        completion_tokens: Generated token count, copied into the record when given.
+
+    Returns a JSON-ready dict: ``question_id``, ``category``, ``solution``, ``choices``, ``completion`` (as
+    generated), ``numeric``, ``letter`` (``None`` when unreadable or numeric), ``prediction`` (the number read
+    for numeric rows), ``answered``, ``correct``, ``score`` (1/0, or the MRA for numeric rows), ``mra``
+    (numeric rows only, else ``None``), ``format_ok``, ``think`` and ``completion_tokens``.
+    A numeric row counts as ``correct`` only with MRA 1 (within 5% of the truth).
+    """
+    text = (think_prefill or "") + completion
+    numeric = not row.choices
+    letter: str | None = None
+    prediction: float | None = None
+    mra: float | None = None
+    if numeric:
+        prediction = extract_number(text)
+        mra = mean_relative_accuracy(prediction, float(row.solution))
+        score = mra
+        answered = prediction is not None
+    else:
+        letter = extract_answer(text, row.choices, answer_mode)
+        score = float(letter is not None and letter == row.solution.strip().upper())
+        answered = letter is not None
+    return {
+        "question_id": row.question_id,
+        "category": row.category,
+        "data_source": row.data_source,
+        "solution": row.solution,
+        "choices": list(row.choices),
+        "completion": completion,
+        "numeric": numeric,
+        "letter": letter,
+        "prediction": prediction,
+        "answered": answered,
+        "correct": score == 1.0,
+        "score": score,
+        "mra": mra,
+        "format_ok": _STRICT_FORMAT.score(text) == 1.0,
+        "think": extract_think(text),
+        "completion_tokens": completion_tokens,
+    }
+
+
+def pooled_accuracy(samples: Sequence[Mapping[str, Any]]) -> float:
+    """Mean ``score`` over all samples (the paper's "Avg"); NaN for no samples."""
+    return statistics.fmean(float(s["score"]) for s in samples) if samples else math.nan
+
+
+def per_category_accuracy(samples: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per category (sorted): ``n``, ``accuracy`` (mean score) and ``chance`` (mean 1/#choices, ``None`` if numeric).
+
+    >>> per_category_accuracy([{"category": "a", "score": 1.0, "choices": ["A", "B"]}])
+    {'a': {'accuracy': 1.0, 'chance': 0.5, 'n': 1}}
+    """
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for sample in samples:
+        groups.setdefault(sample["category"], []).append(sample)
+    out: dict[str, dict[str, Any]] = {}
+    for category in sorted(groups):
+        group = groups[category]
+        chances = [chance_level(s["choices"]) for s in group]
+        known = [c for c in chances if c is not None]
+        out[category] = {
+            "accuracy": pooled_accuracy(group),
+            "chance": statistics.fmean(known) if known else None,
+            "n": len(group),
+        }
+    return out
+
+
+def bootstrap_ci(
+    correct: Sequence[bool | float], n: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``correct`` (bools or per-sample scores), seeded.
+
+    ``n`` resamples of the whole sample with replacement; the interval is the ``(1 - level) / 2`` and
+    ``(1 + level) / 2`` quantiles of their means. The same inputs and seed give the same interval. An empty
+    input gives ``(nan, nan)``.
+
+    >>> bootstrap_ci([True] * 10)
+    (1.0, 1.0)
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    values = np.asarray(correct, dtype=float)
+    if values.size == 0:
+        return (math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, values.size, size=(n, values.size))].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return (float(lo), float(hi))
+
+
+def _mean_or_none(values: Sequence[float]) -> float | None:
+    return statistics.fmean(values) if values else None
+
+
+def aggregate(samples: Sequence[Mapping[str, Any]], *, bootstrap_samples: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """The headline numbers of a list of :func:`score_sample` records (see the module docstring).
+
+    Consistency fields (``consistency_*``) are added by the caller when a judge ran
+    (:func:`embodied_r.evaluation.generate.consistency_summary`).
+    """
+    scores = [float(s["score"]) for s in samples]
+    per_category = per_category_accuracy(samples)
+    numeric = [s for s in samples if s["numeric"]]
+    tokens = [s["completion_tokens"] for s in samples if s.get("completion_tokens") is not None]
+    lo, hi = bootstrap_ci(scores, n=bootstrap_samples, seed=seed)
+    return {
+        "n": len(samples),
+        "n_numeric": len(numeric),
+        "pooled_accuracy": pooled_accuracy(samples),
+        "pooled_accuracy_ci95": [lo, hi],
+        "bootstrap": {"resamples": bootstrap_samples, "seed": seed, "level": 0.95, "method": "percentile"},
+        "category_mean_accuracy": _mean_or_none([c["accuracy"] for c in per_category.values()]),
+        "per_category": per_category,
+        "mra": _mean_or_none([float(s["mra"]) for s in numeric]),
+        "format_compliance": _mean_or_none([float(s["format_ok"]) for s in samples]),
+        "answer_rate": _mean_or_none([float(s["answered"]) for s in samples]),
+        "mean_completion_tokens": _mean_or_none([float(t) for t in tokens]),
+    }
