@@ -14,7 +14,7 @@ import dagster as dg
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 from orchestration import checks  # noqa: E402
-from orchestration.assets import data, grpo, keyframes, perception, training  # noqa: E402
+from orchestration.assets import data, evaluation, grpo, keyframes, perception, training  # noqa: E402
 from orchestration.resources import MlflowResource, ProjectResource  # noqa: E402
 
 project = ProjectResource()
@@ -27,6 +27,7 @@ defs = dg.Definitions(
         training.base_lm,
         training.training_set,
         grpo.grpo_lm,
+        evaluation.evaluation_results,
     ],
     asset_checks=[checks.perception_data_checks],
     resources={"project": project, "mlflow": MlflowResource(project=project)},

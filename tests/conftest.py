@@ -38,6 +38,7 @@ def tiny_params_dict() -> dict:
     data["synthetic"].update(TINY_SYNTHETIC)
     data["split"]["ratios"] = [0.34, 0.33, 0.33]
     data["grpo"].update({"num_generations": 2, "max_completion_length": 8, "max_steps": 2, "save_steps": 1})
+    data["evaluation"].update({"max_new_tokens": 8, "bootstrap_samples": 200})
     return data
 
 

@@ -149,6 +149,43 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_registry(args: argparse.Namespace) -> int:
+    import mlflow
+
+    from embodied_r.config import load_params
+    from embodied_r.evaluation.promotion import RollbackError, champion_history, current_champion, promote, rollback
+    from embodied_r.tracking import configure_tracking
+
+    root = Path(args.root).resolve()
+    params = load_params(root / args.params)
+    configure_tracking(params.tracking, root)
+    client = mlflow.MlflowClient()
+    name = params.tracking.registered_model
+    if args.action == "promote":
+        if not args.version or not args.reason:
+            print("promote needs a VERSION and --reason", file=sys.stderr)
+            return 2
+        decision = promote(client, name, args.version, args.reason)
+        print(decision.reason)
+    elif args.action == "rollback":
+        try:
+            decision = rollback(client, name, args.reason or "rollback")
+        except RollbackError as exc:
+            print(str(exc), file=sys.stderr)
+            return 1
+        print(decision.reason)
+    champion = current_champion(client, name)
+    label = f"v{champion.version}" if champion else "none"
+    print(f"{name}: champion {label}; history {champion_history(client, name)}")
+    for version in client.search_model_versions(f"name='{name}'"):
+        tags = version.tags
+        print(
+            f"  v{version.version}: accuracy {tags.get('embodied_r.pooled_accuracy', '?')} "
+            f"decision {tags.get('embodied_r.decision', '-')} ({tags.get('embodied_r.reason', '')})"
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="embodied-r", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug")
@@ -168,6 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("summary", help="print what the pipeline has produced so far and where to look")
     p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("registry", help="the model registry: status, or promote / roll back the champion by hand")
+    p.add_argument("action", choices=["status", "promote", "rollback"])
+    p.add_argument("version", nargs="?", help="version to promote")
+    p.add_argument("--reason", help="why (recorded as a tag on the version)")
+    p.set_defaults(func=cmd_registry)
 
     p = sub.add_parser("ui", help="start the Dagster UI (foreground)")
     p.add_argument("--host", default="127.0.0.1")

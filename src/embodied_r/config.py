@@ -356,6 +356,22 @@ class LMConfig(_Section):
     trust_remote_code: bool = Field(False, description="Run model code from the checkpoint; only when you trust it.")
 
 
+class EvaluationConfig(_Section):
+    """Evaluation on the test split (reference §6) and promotion in the registry."""
+
+    max_new_tokens: int = Field(2048, ge=1, description="Greedy decoding budget (paper: completions ≤ 2048 tokens).")
+    batch_size: int = Field(8, ge=1, description="Prompts decoded together.")
+    judge_consistency: bool = Field(True, description="Judge think–answer consistency with the reference LM.")
+    bootstrap_samples: int = Field(1000, ge=100, description="Resamples for the 95% confidence intervals.")
+    seed: int = Field(0, ge=0)
+    promotion_margin: float = Field(
+        0.0, ge=0, le=1, description="Pooled accuracy a candidate must add over the champion to replace it."
+    )
+    perfect_perception: bool = Field(
+        True, description="Embedded world: also evaluate the trained LM on zero-noise oracle descriptions."
+    )
+
+
 class TrackingConfig(_Section):
     """MLflow tracking and registry."""
 
@@ -383,6 +399,7 @@ class Params(_Section):
     rewards: RewardsConfig = RewardsConfig()
     #: GRPO hyper-parameters; the defaults are the paper's (GPU); params.yaml sizes them for a CPU.
     grpo: GrpoTrainingConfig = GrpoTrainingConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
     tracking: TrackingConfig = TrackingConfig()
 
     @model_validator(mode="after")

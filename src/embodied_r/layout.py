@@ -49,6 +49,11 @@ class Layout:
         return self.root / ".cache" / "grpo"
 
     @property
+    def evaluation(self) -> Path:
+        """``evaluation_results``: metrics, per-sample outputs, plots, results with provenance."""
+        return self.data / "evaluation"
+
+    @property
     def reports(self) -> Path:
         """Failure and exclusion reports that are not stage outputs of their own."""
         return self.data / "reports"
