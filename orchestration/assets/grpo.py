@@ -7,6 +7,7 @@ import os
 import dagster as dg
 
 from embodied_r.data.records import dumps_canonical, write_json
+from embodied_r.evaluation.report import git_commit
 from embodied_r.rewards import build_reward_funcs
 from embodied_r.tracking import flatten_params, log_and_register_lm
 from embodied_r.training.grpo import train_grpo
@@ -23,16 +24,6 @@ def training_key(train_bytes: bytes, base_pointer: bytes, params_json: str) -> s
     for part in (train_bytes, base_pointer, params_json.encode()):
         digest.update(hashlib.sha256(part).digest())
     return digest.hexdigest()[:16]
-
-
-def _git_commit(root) -> str:
-    import subprocess
-
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 @dg.asset(group_name="training", kinds={"pytorch", "mlflow"}, deps=[training_set, base_lm])
@@ -69,7 +60,7 @@ def grpo_lm(
             "embodied_r.profile": params.profile,
             "embodied_r.training_key": key,
             "dagster.run_id": context.run_id,
-            "git.commit": _git_commit(layout.root),
+            "git.commit": git_commit(layout.root)["commit"] or "unknown",
         },
     )
     run_id = run.info.run_id

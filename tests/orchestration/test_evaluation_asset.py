@@ -2,40 +2,17 @@
 
 import json
 
-import dagster as dg
 import mlflow
 import pytest
-import yaml
 
-from orchestration.assets.data import raw_videos
-from orchestration.assets.evaluation import evaluation_results
-from orchestration.assets.grpo import grpo_lm
-from orchestration.assets.keyframes import keyframes
-from orchestration.assets.perception import vlm_descriptions
-from orchestration.assets.training import base_lm, training_set
-from orchestration.checks import perception_data_checks
-from orchestration.partitions import all_videos_run_tags
-from orchestration.resources import MlflowResource, ProjectResource
-from tests.training.conftest import build_tiny_lm
-
-ASSETS = [
-    raw_videos, keyframes, vlm_descriptions, perception_data_checks, base_lm, training_set, grpo_lm, evaluation_results
-]  # fmt: skip
+from embodied_r.cli import main
 
 
 @pytest.mark.slow
-def test_evaluation_results_and_promotion(tiny_project, tmp_path_factory):
-    params = yaml.safe_load((tiny_project / "params.yaml").read_text())
-    params["lm"]["base"] = str(build_tiny_lm(tmp_path_factory.mktemp("lm")))
-    (tiny_project / "params.yaml").write_text(yaml.safe_dump(params))
-    instance = dg.DagsterInstance.ephemeral()
-    project = ProjectResource(root=str(tiny_project))
-    resources = {"project": project, "mlflow": MlflowResource(project=project)}
-    assert dg.materialize([raw_videos], instance=instance, resources=resources).success
-    tags = all_videos_run_tags(instance)
-    assert dg.materialize(ASSETS, selection=["keyframes"], instance=instance, resources=resources, tags=tags).success
-    everything = ["vlm_descriptions", "base_lm", "training_set", "grpo_lm", "evaluation_results"]
-    result = dg.materialize(ASSETS, selection=everything, instance=instance, resources=resources)
+def test_evaluation_results_and_promotion(tiny_pipeline):
+    pipeline = tiny_pipeline()
+    tiny_project = pipeline.root
+    result = pipeline.materialize(["vlm_descriptions", "base_lm", "training_set", "grpo_lm", "evaluation_results"])
     assert result.success
 
     out = tiny_project / "data" / "evaluation"
@@ -58,13 +35,13 @@ def test_evaluation_results_and_promotion(tiny_project, tmp_path_factory):
 
     uri = f"sqlite:///{tiny_project}/mlruns/mlflow.db"
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
-    name = params["tracking"]["registered_model"]
+    name = "embodied-r-lm"
     assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
     pointer = json.loads((tiny_project / "data" / "models" / "grpo_lm.json").read_text())
     assert client.get_metric_history(pointer["run_id"], "eval/trained/pooled_accuracy")
 
     # A new version with the same weights is not better: the champion stays, and the decision is recorded.
-    again = dg.materialize(ASSETS, selection=["grpo_lm", "evaluation_results"], instance=instance, resources=resources)
+    again = pipeline.materialize(["grpo_lm", "evaluation_results"])
     assert again.success
     meta = again.asset_materializations_for_node("evaluation_results")[0].metadata
     assert meta["promoted"].value is False
@@ -72,8 +49,6 @@ def test_evaluation_results_and_promotion(tiny_project, tmp_path_factory):
     assert client.get_model_version(name, "2").tags["embodied_r.decision"] == "rejected"
 
     # By hand: promote v2, then roll back to v1 (the CLI commands a user runs).
-    from embodied_r.cli import main
-
     assert main(["--root", str(tiny_project), "registry", "promote", "2", "--reason", "manual test"]) == 0
     assert str(client.get_model_version_by_alias(name, "champion").version) == "2"
     assert main(["--root", str(tiny_project), "registry", "rollback", "--reason", "back"]) == 0

@@ -4,7 +4,6 @@ import json
 
 import dagster as dg
 import pytest
-import yaml
 
 from embodied_r.perception.stage import read_samples
 from embodied_r.validation import SUITE_NAMES
@@ -12,29 +11,13 @@ from orchestration.assets.data import raw_videos
 from orchestration.assets.keyframes import keyframes
 from orchestration.assets.perception import vlm_descriptions
 from orchestration.checks import CHECKS_FILE, perception_data_checks
-from orchestration.partitions import all_videos_run_tags
-from orchestration.resources import ProjectResource
-
-
-def _prepare(tiny_project, instance, resources) -> None:
-    assert dg.materialize([raw_videos], instance=instance, resources=resources).success
-    assert dg.materialize(
-        [raw_videos, keyframes],
-        selection=["keyframes"],
-        instance=instance,
-        resources=resources,
-        tags=all_videos_run_tags(instance),
-    ).success
 
 
 @pytest.mark.slow
-def test_descriptions_materialize_checks_pass_and_rerun_makes_no_calls(tiny_project):
-    instance = dg.DagsterInstance.ephemeral()
-    resources = {"project": ProjectResource(root=str(tiny_project))}
-    _prepare(tiny_project, instance, resources)
-    assets = [raw_videos, keyframes, vlm_descriptions, perception_data_checks]
-
-    first = dg.materialize(assets, selection=["vlm_descriptions"], instance=instance, resources=resources)
+def test_descriptions_materialize_checks_pass_and_rerun_makes_no_calls(tiny_pipeline):
+    pipeline = tiny_pipeline()
+    tiny_project = pipeline.root
+    first = pipeline.materialize(["vlm_descriptions"])
     assert first.success
     checks = first.get_asset_check_evaluations()
     assert sorted(c.check_name for c in checks) == sorted(SUITE_NAMES)
@@ -49,7 +32,7 @@ def test_descriptions_materialize_checks_pass_and_rerun_makes_no_calls(tiny_proj
     assert all(v["success"] for v in outcome.values())
 
     before = (tiny_project / "data" / "descriptions" / "samples.jsonl").read_bytes()
-    second = dg.materialize(assets, selection=["vlm_descriptions"], instance=instance, resources=resources)
+    second = pipeline.materialize(["vlm_descriptions"])
     meta = second.asset_materializations_for_node("vlm_descriptions")[0].metadata
     assert meta["backend_calls"].value == 0, "unchanged data must not call the backend again"
     assert meta["cache_hits"].value > 0
@@ -57,13 +40,9 @@ def test_descriptions_materialize_checks_pass_and_rerun_makes_no_calls(tiny_proj
 
 
 @pytest.mark.slow
-def test_failing_check_blocks_downstream_and_shows_failing_examples(tiny_project):
-    params = yaml.safe_load((tiny_project / "params.yaml").read_text())
-    params["validation"]["min_description_chars"] = 3000  # no real description is that long
-    (tiny_project / "params.yaml").write_text(yaml.safe_dump(params))
-    instance = dg.DagsterInstance.ephemeral()
-    resources = {"project": ProjectResource(root=str(tiny_project))}
-    _prepare(tiny_project, instance, resources)
+def test_failing_check_blocks_downstream_and_shows_failing_examples(tiny_pipeline):
+    pipeline = tiny_pipeline(validation={"min_description_chars": 3000})  # no real description is that long
+    tiny_project = pipeline.root
 
     ran = []
 
@@ -74,8 +53,8 @@ def test_failing_check_blocks_downstream_and_shows_failing_examples(tiny_project
     result = dg.materialize(
         [raw_videos, keyframes, vlm_descriptions, perception_data_checks, downstream_of_descriptions],
         selection=["vlm_descriptions", "downstream_of_descriptions"],
-        instance=instance,
-        resources=resources,
+        instance=pipeline.instance,
+        resources=pipeline.resources,
         raise_on_error=False,
     )
     assert not result.success

@@ -2,46 +2,22 @@
 
 import json
 
-import dagster as dg
 import pytest
 import yaml
 
 from embodied_r.training.dataset import read_training_rows
-from orchestration.assets.data import raw_videos
-from orchestration.assets.keyframes import keyframes
-from orchestration.assets.perception import vlm_descriptions
-from orchestration.assets.training import base_lm, training_set
-from orchestration.checks import CHECKS_FILE, perception_data_checks
-from orchestration.partitions import all_videos_run_tags
-from orchestration.resources import ProjectResource
-from tests.training.conftest import build_tiny_lm
-
-ASSETS = [raw_videos, keyframes, vlm_descriptions, perception_data_checks, base_lm, training_set]
-
-
-@pytest.fixture
-def project_with_tiny_lm(tiny_project, tmp_path_factory):
-    lm = build_tiny_lm(tmp_path_factory.mktemp("lm"))
-    params = yaml.safe_load((tiny_project / "params.yaml").read_text())
-    params["lm"]["base"] = str(lm)
-    (tiny_project / "params.yaml").write_text(yaml.safe_dump(params))
-    instance = dg.DagsterInstance.ephemeral()
-    resources = {"project": ProjectResource(root=str(tiny_project))}
-    assert dg.materialize([raw_videos], instance=instance, resources=resources).success
-    tags = all_videos_run_tags(instance)
-    assert dg.materialize(ASSETS, selection=["keyframes"], instance=instance, resources=resources, tags=tags).success
-    return tiny_project, lm, instance, resources
+from orchestration.checks import CHECKS_FILE
 
 
 @pytest.mark.slow
-def test_training_set_rows_follow_the_contract_and_the_split(project_with_tiny_lm):
-    root, lm, instance, resources = project_with_tiny_lm
-    result = dg.materialize(
-        ASSETS, selection=["vlm_descriptions", "base_lm", "training_set"], instance=instance, resources=resources
-    )
+def test_training_set_rows_follow_the_contract_and_the_split(tiny_pipeline):
+    pipeline = tiny_pipeline()
+    root = pipeline.root
+    result = pipeline.materialize(["vlm_descriptions", "base_lm", "training_set"])
     assert result.success
     pointer = json.loads((root / "data" / "models" / "base_lm.json").read_text())
-    assert pointer["path"] == str(lm)
+    lm = yaml.safe_load((root / "params.yaml").read_text())["lm"]["base"]
+    assert pointer["path"] == lm
     out = root / "data" / "training_set"
     records = [json.loads(x) for x in (root / "data" / "raw" / "records.jsonl").read_text().splitlines()]
     split_of = {r["question_id"]: r["split"] for r in records}
@@ -60,15 +36,14 @@ def test_training_set_rows_follow_the_contract_and_the_split(project_with_tiny_l
 
 
 @pytest.mark.slow
-def test_training_set_refuses_data_whose_checks_failed(project_with_tiny_lm):
-    root, _, instance, resources = project_with_tiny_lm
-    assert dg.materialize(ASSETS, selection=["vlm_descriptions", "base_lm"], instance=instance, resources=resources)
+def test_training_set_refuses_data_whose_checks_failed(tiny_pipeline):
+    pipeline = tiny_pipeline()
+    root = pipeline.root
+    assert pipeline.materialize(["vlm_descriptions", "base_lm"]).success
     checks = json.loads((root / "data" / "descriptions" / CHECKS_FILE).read_text())
     checks["answers"]["success"] = False  # as if the suite had failed in an earlier, separate run
     (root / "data" / "descriptions" / CHECKS_FILE).write_text(json.dumps(checks))
-    result = dg.materialize(
-        ASSETS, selection=["training_set"], instance=instance, resources=resources, raise_on_error=False
-    )
+    result = pipeline.materialize(["training_set"], raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "answers" in failure.step_failure_data.error.to_string()

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from embodied_r.hashing import sha256_file
 from embodied_r.config import Params
 from embodied_r.data.records import DatasetBuild, Exclusion, QuestionRecord, write_json, write_jsonl
 from embodied_r.data.split import assign_splits
@@ -40,15 +41,6 @@ class IngestSummary(BaseModel):
     per_split: dict[str, int]
     scenes_per_split: dict[str, int]
     exclusions: dict[str, int]
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_source(params: Params, out_dir: Path, *, progress: bool = True) -> DatasetBuild:

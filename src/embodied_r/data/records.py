@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from embodied_r.vocabulary import CHOICE_LINE_RE, LETTERS
 
 Split = Literal["train", "val", "test"]
+ModelT = TypeVar("ModelT", bound=BaseModel)
 AnswerKind = Literal["multiple_choice", "numeric"]
 
 
@@ -150,15 +151,20 @@ def write_json(path: Path, obj: object) -> None:
     path.write_text(json.dumps(obj, sort_keys=True, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
-def read_records(path: Path) -> list[QuestionRecord]:
-    """Read a records JSONL file written by :func:`write_jsonl`."""
-    records = []
-    with path.open(encoding="utf-8") as fh:
+def read_jsonl_models(path: Path, model: type[ModelT], what: str) -> list[ModelT]:
+    """Read a JSONL file of ``model`` rows; a bad line fails naming the file, the line and ``what`` it should be."""
+    rows = []
+    with Path(path).open(encoding="utf-8") as fh:
         for line_no, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
             try:
-                records.append(QuestionRecord.model_validate_json(line))
+                rows.append(model.model_validate_json(line))
             except ValueError as exc:
-                raise ValueError(f"{path}:{line_no}: invalid record: {exc}") from exc
-    return records
+                raise ValueError(f"{path}:{line_no}: invalid {what}: {exc}") from exc
+    return rows
+
+
+def read_records(path: Path) -> list[QuestionRecord]:
+    """Read a records JSONL file written by :func:`write_jsonl`."""
+    return read_jsonl_models(path, QuestionRecord, "record")

@@ -19,6 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from embodied_r.hashing import sha256_file
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -37,15 +39,6 @@ __all__ = [
 RESULTS_SCHEMA_VERSION = 1
 #: Libraries whose versions change numbers.
 TRACKED_LIBRARIES: tuple[str, ...] = ("torch", "transformers", "trl", "mlflow", "embodied-r")
-
-
-def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes (the test-set hash compared by promotion)."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        while chunk := fh.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def params_hash(params: BaseModel | Mapping[str, Any]) -> str:

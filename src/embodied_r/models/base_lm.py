@@ -24,7 +24,6 @@ temporary folder that is renamed into place, so a half-written folder is never t
 from __future__ import annotations
 
 import copy
-import hashlib
 import importlib.util
 import json
 import logging
@@ -38,6 +37,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from embodied_r.hashing import sha256_file
 
 if TYPE_CHECKING:  # heavy imports stay lazy so importing the package is cheap (Dagster definitions load it)
     from transformers import PreTrainedModel
@@ -96,15 +97,6 @@ class BaseLM(BaseModel):
 
 class BaseLMError(RuntimeError):
     """The base LM could not be resolved; the message says what to do."""
-
-
-def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def parse_hub_id(source: str) -> tuple[str, str | None]:

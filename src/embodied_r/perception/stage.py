@@ -17,7 +17,7 @@ from pathlib import Path
 
 from embodied_r.config import Params
 from embodied_r.data.ingest import read_videos
-from embodied_r.data.records import read_records, write_jsonl
+from embodied_r.data.records import read_jsonl_models, read_records, write_jsonl
 from embodied_r.layout import Layout
 from embodied_r.perception.cache import DescriptionCache
 from embodied_r.perception.describe import DescribeOutcome, describe_samples
@@ -61,12 +61,4 @@ def describe_dataset(params: Params, layout: Layout, *, progress: bool = True, b
 
 def read_samples(path: Path) -> list[DescribedSample]:
     """Read ``samples.jsonl`` written by :func:`describe_dataset`."""
-    samples = []
-    with path.open(encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if line.strip():
-                try:
-                    samples.append(DescribedSample.model_validate_json(line))
-                except ValueError as exc:
-                    raise ValueError(f"{path}:{line_no}: invalid described sample: {exc}") from exc
-    return samples
+    return read_jsonl_models(path, DescribedSample, "described sample")

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict
 
 from embodied_r.answers import AnswerMode, extract_answer
 from embodied_r.config import TrainingSetConfig
-from embodied_r.data.records import write_json, write_jsonl
+from embodied_r.data.records import read_jsonl_models, write_json, write_jsonl
 from embodied_r.perception.lm_prompt import build_messages
 from embodied_r.perception.prompts import question_for_prompt
 from embodied_r.perception.records import DescribedSample
@@ -251,15 +251,7 @@ def write_training_set(build: TrainingSetBuild, out_dir: Path) -> dict[str, Path
 
 def read_training_rows(path: Path) -> list[TrainingRow]:
     """Read a split file written by :func:`write_training_set`."""
-    rows = []
-    with Path(path).open(encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if line.strip():
-                try:
-                    rows.append(TrainingRow.model_validate_json(line))
-                except ValueError as exc:
-                    raise ValueError(f"{path}:{line_no}: invalid training row: {exc}") from exc
-    return rows
+    return read_jsonl_models(path, TrainingRow, "training row")
 
 
 # --- the default answer_fn: sample the base LM with transformers -------------------------------------------------
