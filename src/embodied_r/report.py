@@ -16,6 +16,13 @@ def _table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
+def _pct(value: float | None, aggregate: dict | None = None) -> str:
+    if value is None:
+        return "-"
+    ci = (aggregate or {}).get("pooled_accuracy_ci95")
+    return f"{100 * value:.1f}%" + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")
+
+
 def _load(path: Path) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
@@ -31,6 +38,21 @@ def render_summary(layout: Layout) -> str:
         f"split {summary['per_split']}; exclusions {summary['exclusions'] or 'none'}"
     )
     parts.append(_table(sorted(summary["per_category"].items()), ("category", "questions")))
+    metrics = _load(layout.evaluation / "metrics.json")
+    if metrics:
+        labels = list(metrics)
+        categories = sorted({c for m in metrics.values() for c in m.get("per_category", {})})
+        rows = [(c, *(_pct(metrics[label]["per_category"].get(c)) for label in labels)) for c in categories]
+        rows.append(("POOLED (Avg)", *(_pct(metrics[label]["pooled_accuracy"], metrics[label]) for label in labels)))
+        rows.append(("format compliance", *(_pct(metrics[label]["format_compliance"]) for label in labels)))
+        parts.append("Test accuracy (greedy):\n" + _table(rows, ("category", *labels)))
+        results = _load(layout.evaluation / "results.json") or {}
+        promotion = (results.get("extra") or {}).get("promotion") or {}
+        if promotion:
+            parts.append(f"Promotion: {promotion.get('reason')}")
+        parts.append(
+            f"Plots: {layout.evaluation / 'category_accuracy.png'}, {layout.evaluation / 'training_curves.png'}"
+        )
     parts.append(
         f"Outputs under {layout.data}. Lineage: `make ui` (Dagster, http://127.0.0.1:3000); "
         "runs: `make mlflow-ui` (http://127.0.0.1:5000)."

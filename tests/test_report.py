@@ -1,0 +1,31 @@
+"""The summary printed at the end of ``make demo``."""
+
+import json
+
+from embodied_r.layout import Layout
+from embodied_r.report import render_summary
+
+
+def test_summary_before_anything_ran(tmp_path):
+    assert "Nothing materialized yet" in render_summary(Layout(root=tmp_path))
+
+
+def test_summary_shows_the_results_table(tmp_path):
+    layout = Layout(root=tmp_path)
+    layout.raw.mkdir(parents=True)
+    summary = {
+        "source": "embedded", "questions": 3, "videos": 1, "per_split": {"test": 3}, "exclusions": {},
+        "per_category": {"route_planning": 3},
+    }  # fmt: skip
+    (layout.raw / "summary.json").write_text(json.dumps(summary))
+    layout.evaluation.mkdir(parents=True)
+    row = {
+        "pooled_accuracy": 0.5, "pooled_accuracy_ci95": [0.25, 0.75], "format_compliance": 1.0,
+        "per_category": {"route_planning": 0.5},
+    }  # fmt: skip
+    (layout.evaluation / "metrics.json").write_text(
+        json.dumps({"base": {**row, "pooled_accuracy": 0.25}, "trained": row})
+    )
+    text = render_summary(layout)
+    assert "POOLED (Avg)" in text and "50.0% [25.0, 75.0]" in text and "25.0%" in text
+    assert "route_planning" in text
