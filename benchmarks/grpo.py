@@ -1,14 +1,18 @@
 """Benchmark: seconds per GRPO step of the project's ``train_grpo`` against a bare TRL script.
 
 (a) project: :func:`embodied_r.training.grpo.train_grpo` — the weight-schedule callback, reward naming,
-    MLflow tracking into a run (sqlite in a temporary folder) with the sampled-completions table.
+    MLflow tracking into a run (sqlite in a temporary folder) with the sampled-completions table, and the
+    shared-prompt passes (:mod:`embodied_r.training.shared_prompt`, on by default);
+(a') project, ``shared_prompt: false``: the same with TRL's own per-sequence passes — the project's pure overhead;
 (b) bare TRL: ``GRPOTrainer`` with the same model, rows, reward functions and ``GRPOConfig`` (built by the same
     ``grpo_args``), fixed weights, no extra callbacks, no MLflow.
 
-Both run in this one process, interleaved (a, b, b, a, a, b, …) for ``--rounds`` rounds of ``--steps`` steps each.
+All run in this one process, interleaved (rotating order) for ``--rounds`` rounds of ``--steps`` steps each.
 A step's time is the wall time between consecutive ``on_step_begin`` callbacks (so logging and MLflow calls
 between steps count); the first step of each run (warm-up) is dropped. The report gives the median s/step of each
-and their ratio; the target is an overhead of at most 5 % (ratio ≤ 1.05).
+and the ratios: overhead (a')/(b), target ≤ 1.05; speed-up (b)/(a) from sharing the prompt.
+
+    .venv/bin/python benchmarks/grpo.py --model DIR --rows data/training_set/train.jsonl   # real prompts
 
     .venv/bin/python benchmarks/grpo.py                       # the tiny offline test model
     .venv/bin/python benchmarks/grpo.py --model /tmp/smol_hf  # a real local HF model folder (e.g. SmolLM2-135M)
@@ -62,6 +66,7 @@ class StepClock(TrainerCallback):
 
 
 def run_project(model: Path, rows: Path, out: Path, cfg: GrpoTrainingConfig, run_id: str | None) -> list[float]:
+    """(a) / (a'): the project's training (``cfg.shared_prompt`` chooses which)."""
     clock = StepClock()
     funcs = [make_format_reward(), make_accuracy_reward()]
     train_grpo(
@@ -107,6 +112,7 @@ def run_bare(model: Path, rows: Path, out: Path, cfg: GrpoTrainingConfig) -> lis
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, help="local HF model folder (default: the tiny test model)")
+    parser.add_argument("--rows", type=Path, help="TrainingRow JSONL (default: 16 tiny rows with short prompts)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=None, help="steps per run (default 8 tiny, 4 real)")
     parser.add_argument("--prompts-per-step", type=int, default=None, help="default 2 tiny, 1 real")
@@ -127,7 +133,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         model = args.model or build_tiny_lm(tmp / "tiny_lm")
-        rows = write_tiny_rows(tmp / "rows.jsonl", n=16)
+        rows = args.rows or write_tiny_rows(tmp / "rows.jsonl", n=16)
         cfg = GrpoTrainingConfig(
             num_generations=args.num_generations,
             prompts_per_step=args.prompts_per_step or (1 if real else 2),
@@ -141,29 +147,33 @@ def main() -> int:
         client = mlflow.MlflowClient()
         experiment = client.create_experiment("bench", artifact_location=(tmp / "artifacts").as_uri())
 
-        times: dict[str, list[float]] = {"project": [], "bare": []}
+        variants = ["project", "project, TRL passes", "bare"]
+        times: dict[str, list[float]] = {name: [] for name in variants}
         for r in range(args.rounds):
-            order = ["project", "bare"] if r % 2 == 0 else ["bare", "project"]
+            order = variants[r % 3 :] + variants[: r % 3]
             for name in order:
-                out = tmp / f"{name}-{r}"
-                if name == "project":
-                    run_id = None if args.no_mlflow else client.create_run(experiment).info.run_id
-                    times[name] += run_project(model, rows, out, cfg, run_id)
-                else:
+                out = tmp / f"{name.replace(', ', '-').replace(' ', '_')}-{r}"
+                if name == "bare":
                     times[name] += run_bare(model, rows, out, cfg)
+                else:
+                    run_id = None if args.no_mlflow else client.create_run(experiment).info.run_id
+                    variant = cfg.model_copy(update={"shared_prompt": name == "project"})
+                    times[name] += run_project(model, rows, out, variant, run_id)
                 print(f"round {r + 1}/{args.rounds} {name}: {statistics.median(times[name]):.4f} s/step so far")
         mlflow.set_tracking_uri(None)
 
-    project, bare = statistics.median(times["project"]), statistics.median(times["bare"])
+    project, trl_passes, bare = (statistics.median(times[name]) for name in variants)
     print(
-        f"\nmodel: {args.model or 'tiny test LM'}; {cfg.prompts_per_step} prompt(s) × {cfg.num_generations} "
-        f"generations × ≤{cfg.max_completion_length} tokens per step, precision {cfg.precision}; "
-        f"{len(times['project'])} + {len(times['bare'])} steps measured"
+        f"\nmodel: {args.model or 'tiny test LM'}; rows: {args.rows or 'tiny'}; {cfg.prompts_per_step} prompt(s) × "
+        f"{cfg.num_generations} generations × ≤{cfg.max_completion_length} tokens per step, precision "
+        f"{cfg.precision}; {sum(len(t) for t in times.values())} steps measured"
     )
     label = "train_grpo" if args.no_mlflow else "train_grpo + MLflow"
-    print(f"project ({label}): {project:.4f} s/step (median)")
-    print(f"bare TRL GRPOTrainer: {bare:.4f} s/step (median)")
-    print(f"ratio project / bare: {project / bare:.3f} (target ≤ 1.05)")
+    print(f"project ({label}, shared prompt): {project:.4f} s/step (median)")
+    print(f"project ({label}, TRL's passes):  {trl_passes:.4f} s/step (median)")
+    print(f"bare TRL GRPOTrainer:             {bare:.4f} s/step (median)")
+    print(f"overhead: project with TRL's passes / bare = {trl_passes / bare:.3f} (target ≤ 1.05)")
+    print(f"speed-up of the shared prompt: bare / project = {bare / project:.2f}x")
     return 0
 
 

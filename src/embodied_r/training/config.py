@@ -82,6 +82,14 @@ class GrpoTrainingConfig(BaseModel):
         "inside its reasoning; the reward functions see the prefill prepended to each completion.",
     )
 
+    # --- speed (same math) -----------------------------------------------------------------------------------------
+    shared_prompt: bool = Field(
+        True,
+        description="Run each distinct prompt once per pass and share it (KV cache) by its num_generations "
+        "completions, in generation and in the log-probabilities, instead of once per completion (TRL). Same loss "
+        "and gradients; single-process text models only, otherwise TRL's own passes are used.",
+    )
+
     # --- generation backend (GPU) ---------------------------------------------------------------------------------
     use_vllm: bool = Field(False, description="Generate with vLLM (GPU only; vllm must be installed).")
     vllm_mode: Literal["colocate", "server"] = Field(

@@ -52,6 +52,7 @@ from transformers.trainer_callback import TrainerState
 from transformers.trainer_utils import get_last_checkpoint
 
 from embodied_r.training.config import THINK_PREFILL, GrpoTrainingConfig, resolve_bf16
+from embodied_r.training.progress import use_quiet_progress
 from embodied_r.training.schedule import RewardScheduleCallback, WeightSchedule, weights_for
 
 log = logging.getLogger(__name__)
@@ -175,19 +176,21 @@ def train_grpo(
         cfg.epochs,
     )
 
-    from trl import GRPOTrainer
+    from embodied_r.training.shared_prompt import SharedPromptGRPOTrainer
 
     with mlflow_run_env(mlflow_run_id):
-        trainer = GRPOTrainer(
+        trainer = SharedPromptGRPOTrainer(
             model=model,
             processing_class=tokenizer,
             reward_funcs=funcs,
             args=args,
             train_dataset=train_dataset,
             eval_dataset=eval_dataset,
+            shared_prompt=cfg.shared_prompt,
         )
         if trainer.args.world_size != world_size:
             raise RuntimeError(f"WORLD_SIZE says {world_size} processes but the trainer runs {trainer.args.world_size}")
+        use_quiet_progress(trainer, "GRPO")
         schedule_callback = RewardScheduleCallback(trainer, schedule, reward_names)
         trainer.add_callback(schedule_callback)
         if mlflow_run_id is not None:
@@ -260,10 +263,15 @@ def with_think_prefill(template: str | None, prefill: str = THINK_PREFILL) -> st
     >>> t = "{% for m in messages %}{{ m['content'] }}{% endfor %}{% if add_generation_prompt %}A:{% endif %}"
     >>> with_think_prefill(t).endswith("{% if add_generation_prompt %}<think>{% endif %}")
     True
+    >>> with_think_prefill(with_think_prefill(t)) == with_think_prefill(t)  # idempotent
+    True
     """
     if not template:
         raise ValueError("think_prefill needs a tokenizer with a chat template")
-    return template + "{% if add_generation_prompt %}" + prefill + "{% endif %}"
+    block = "{% if add_generation_prompt %}" + prefill + "{% endif %}"
+    if template.endswith(block):  # already prefilled (a model saved by a stage that used it)
+        return template
+    return template + block
 
 
 def trl_reward_func(fn: RewardFunc, name: str, prefix: str = "") -> RewardFunc:
