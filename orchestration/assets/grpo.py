@@ -7,11 +7,11 @@ import os
 import dagster as dg
 
 from embodied_r.data.records import dumps_canonical, write_json
-from embodied_r.evaluation.report import git_commit
 from embodied_r.rewards import build_reward_funcs
-from embodied_r.tracking import flatten_params, log_and_register_lm
+from embodied_r.tracking import log_and_register_lm
 from embodied_r.training.grpo import train_grpo
 from embodied_r.training.launch import run_launched
+from orchestration.assets.supervised import WARM_LM_POINTER, read_model_pointer, warm_lm
 from orchestration.assets.training import base_lm, read_base_lm_path, training_set
 from orchestration.resources import MlflowResource, ProjectResource
 
@@ -26,55 +26,51 @@ def training_key(train_bytes: bytes, base_pointer: bytes, params_json: str) -> s
     return digest.hexdigest()[:16]
 
 
-@dg.asset(group_name="training", kinds={"pytorch", "mlflow"}, deps=[training_set, base_lm])
+@dg.asset(group_name="training", kinds={"pytorch", "mlflow"}, deps=[training_set, base_lm, warm_lm])
 def grpo_lm(
     context: dg.AssetExecutionContext, project: ProjectResource, mlflow: MlflowResource
 ) -> dg.MaterializeResult:
-    """GRPO on the training split (TRL), rewards format / accuracy / consistency with the staged weights.
+    """GRPO on the training split (TRL), rewards format / accuracy / consistency with the staged weights,
+    starting from ``warm_lm`` (the base LM itself when the cold start is off); the consistency judge is a frozen
+    copy of the base LM.
 
     One MLflow run per materialization (params, per-step metrics, sample completions); the final model is
     logged and registered as a new version of ``tracking.registered_model``. Checkpoints live in
     ``.cache/grpo/<training key>/``: an interrupted run resumes from the last one.
     """
     import mlflow as mlflow_lib
-    from mlflow.entities import Param
 
     params = project.load_params()
     layout = project.layout(params)
     train_path = layout.training_set / "train.jsonl"
     val_path = layout.training_set / "val.jsonl"
-    model_path = read_base_lm_path(layout.models)
+    base_path = read_base_lm_path(layout.models)
+    model_path = read_model_pointer(layout.models, WARM_LM_POINTER)["path"]
     settings = {k: params.model_dump(mode="json")[k] for k in ("grpo", "rewards", "lm", "training_set")}
     key = training_key(
-        train_path.read_bytes(), (layout.models / "base_lm.json").read_bytes(), dumps_canonical(settings)
+        train_path.read_bytes(), (layout.models / WARM_LM_POINTER).read_bytes(), dumps_canonical(settings)
     )
     output_dir = layout.checkpoints / key
 
-    experiment_id = mlflow.configure()
-    client = mlflow_lib.MlflowClient()
-    run = client.create_run(
-        experiment_id,
-        run_name=f"grpo-{params.profile}",
+    run_id, url = mlflow.create_run(
+        f"grpo-{params.profile}",
         tags={
             "embodied_r.stage": "grpo_lm",
             "embodied_r.profile": params.profile,
             "embodied_r.training_key": key,
+            "embodied_r.initial_model": str(model_path),
             "dagster.run_id": context.run_id,
-            "git.commit": git_commit(layout.root)["commit"] or "unknown",
         },
+        params=settings,
     )
-    run_id = run.info.run_id
-    flat = sorted(flatten_params({"params": settings}).items())
-    for start in range(0, len(flat), 100):  # MLflow takes at most 100 params per batch
-        client.log_batch(run_id, params=[Param(k, v) for k, v in flat[start : start + 100]])
-    url = mlflow.run_url(experiment_id, run_id)
+    client = mlflow_lib.MlflowClient()
     context.log.info("MLflow run %s (%s); checkpoints in %s", run_id, url, output_dir)
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     eval_rows = val_path if params.grpo.eval_steps and val_path.stat().st_size else None
     try:
         if params.grpo.launcher == "inprocess":
-            reward_funcs, reward_names = build_reward_funcs(params.rewards, policy_model_path=str(model_path))
+            reward_funcs, reward_names = build_reward_funcs(params.rewards, policy_model_path=str(base_path))
             outcome = train_grpo(
                 model_path,
                 train_path,
@@ -95,6 +91,7 @@ def grpo_lm(
                 rows=train_path,
                 out=output_dir,
                 eval_rows=eval_rows,
+                judge_model=base_path,
                 mlflow_run_id=run_id,
                 tracking_uri=mlflow_lib.get_tracking_uri(),
                 cwd=layout.root,

@@ -13,3 +13,15 @@ def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
         while chunk := fh.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def short_hash(*parts: str | bytes, length: int = 16) -> str:
+    """A short hex digest of ``parts`` (each hashed on its own, so part boundaries matter): a cache key.
+
+    >>> short_hash("a", "b") != short_hash("ab")
+    True
+    """
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(hashlib.sha256(part.encode() if isinstance(part, str) else part).digest())
+    return digest.hexdigest()[:length]

@@ -5,7 +5,7 @@ import json
 import mlflow
 import pytest
 
-TRAIN = ["vlm_descriptions", "base_lm", "training_set", "grpo_lm"]
+TRAIN = ["vlm_descriptions", "base_lm", "training_set", "warm_lm", "grpo_lm"]
 
 
 def _client(root, registry: bool = True) -> mlflow.MlflowClient:
@@ -27,6 +27,8 @@ def test_grpo_lm_trains_logs_to_mlflow_registers_and_resumes(tiny_pipeline):
     client = _client(root)
     run = client.get_run(pointer["run_id"])
     assert run.info.status == "FINISHED"
+    warm = json.loads((root / "data" / "models" / "warm_lm.json").read_text())
+    assert run.data.tags["embodied_r.initial_model"] == warm["path"], "GRPO starts from the cold-start model"
     assert run.data.params["params.grpo.num_generations"] == "2"
     history = client.get_metric_history(pointer["run_id"], "rewards/format/mean")
     assert len(history) == 2, "one format-reward point per step"

@@ -97,7 +97,9 @@ def _first_exclusion(sample: DescribedSample, cfg: TrainingSetConfig) -> dict[st
     numeric = not sample.choices
     if numeric and not cfg.include_numeric:
         return _exclusion(sample, "numeric", "numeric questions are dropped (include_numeric=false)")
-    if sample.category not in cfg.categories:
+    if sample.category not in cfg.categories and sample.split != "test":
+        # Only trained rows are filtered: the test split keeps every ingested category (data.categories), so a
+        # category held out of training is evaluated out of distribution.
         return _exclusion(sample, "category_not_selected", f"category {sample.category!r} is not in categories")
     if not numeric and sample.answer not in sample.choices:
         return _exclusion(sample, "answer_not_in_choices", f"answer {sample.answer!r} not in {sample.choices}")

@@ -81,6 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, help="output folder (checkpoints, final model)")
     parser.add_argument("--eval-rows", help="evaluation rows (TrainingRow JSONL)")
     parser.add_argument("--tokenizer", help="tokenizer folder, when not the model's")
+    parser.add_argument("--judge-model", help="the frozen reference LM of judge backend policy_init (default: --model)")
     parser.add_argument("--config", help="YAML/JSON of GrpoTrainingConfig fields")
     parser.add_argument("--rewards", help="YAML/JSON of embodied_r.rewards.RewardsConfig fields")
     parser.add_argument("--mlflow-run-id", help="log into this existing MLflow run (MLFLOW_TRACKING_URI: the store)")
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     fields.update({name: getattr(args, name) for name in OVERRIDES if getattr(args, name) is not None})
     cfg = GrpoTrainingConfig(**fields)
     rewards_cfg = RewardsConfig(**_read_mapping(args.rewards))
-    funcs, names = build_reward_funcs(rewards_cfg, policy_model_path=args.model)
+    funcs, names = build_reward_funcs(rewards_cfg, policy_model_path=args.judge_model or args.model)
 
     outcome = train_grpo(
         args.model,
@@ -155,6 +156,7 @@ def run_launched(
     rows: Path,
     out: Path,
     eval_rows: Path | None = None,
+    judge_model: Path | None = None,
     mlflow_run_id: str | None = None,
     tracking_uri: str | None = None,
     cwd: Path | None = None,
@@ -181,6 +183,8 @@ def run_launched(
     ]  # fmt: skip
     if eval_rows is not None:
         argv += ["--eval-rows", str(eval_rows)]
+    if judge_model is not None:
+        argv += ["--judge-model", str(judge_model)]
     if mlflow_run_id is not None:
         argv += ["--mlflow-run-id", mlflow_run_id]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}

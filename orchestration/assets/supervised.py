@@ -1,0 +1,148 @@
+"""Supervised models next to GRPO: ``warm_lm`` (the format cold start GRPO starts from) and ``sft_lm`` (the SFT
+baseline of the paper's RQ7). Each is optional; switched off, ``warm_lm`` passes the base LM through and
+``sft_lm`` records that there is no baseline."""
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import dagster as dg
+
+from embodied_r.data.records import dumps_canonical, write_json
+from embodied_r.evaluation.generate import evaluate_model
+from embodied_r.hashing import short_hash
+from embodied_r.training.dataset import read_training_rows
+from embodied_r.training.supervised import SupervisedConfig, format_warmup_examples, train_supervised
+from embodied_r.training.traces import reasoning_trace_examples
+from orchestration.assets.training import BASE_LM_POINTER, base_lm, read_base_lm_path, training_set
+from orchestration.resources import MlflowResource, ProjectResource
+
+WARM_LM_POINTER = "warm_lm.json"
+SFT_LM_POINTER = "sft_lm.json"
+#: Validation questions decoded after training to show the output contract holds (format, letters used).
+FORMAT_CHECK_ROWS = 16
+
+
+def read_model_pointer(models_dir: Path, name: str) -> dict:
+    """A pointer written by ``warm_lm`` / ``sft_lm`` (``{"path": ..., "enabled": ...}``)."""
+    path = models_dir / name
+    if not path.is_file():
+        raise dg.Failure(description=f"{path} is missing: materialize {name.removesuffix('.json')} first")
+    return json.loads(path.read_text())
+
+
+def _train(
+    context: dg.AssetExecutionContext,
+    project: ProjectResource,
+    mlflow: MlflowResource,
+    *,
+    stage: str,
+    cfg: SupervisedConfig,
+    examples_fn,
+) -> tuple[dict, dict]:
+    """Train (or reuse) the supervised model of ``stage``; returns (pointer, metadata)."""
+    params = project.load_params()
+    layout = project.layout(params)
+    base_path = read_base_lm_path(layout.models)
+    train_path = layout.training_set / "train.jsonl"
+    settings = {stage: cfg.model_dump(mode="json"), "lm": params.lm.model_dump(mode="json")}
+    key = short_hash(train_path.read_bytes(), (layout.models / BASE_LM_POINTER).read_bytes(), dumps_canonical(settings))
+    output_dir = layout.root / ".cache" / stage / key
+    final = output_dir / "final"
+    examples = examples_fn(read_training_rows(train_path))
+    run_id, url = mlflow.create_run(
+        f"{stage}-{params.profile}",
+        tags={"embodied_r.stage": stage, "embodied_r.profile": params.profile, "dagster.run_id": context.run_id},
+        params=settings,
+    )
+    import mlflow as mlflow_lib
+
+    client = mlflow_lib.MlflowClient()
+    try:
+        if final.is_dir():
+            context.log.info("%s %s already trained: reusing %s", stage, key, final)
+            outcome = None
+        else:
+            context.log.info(
+                "%s: %d examples, %d steps; checkpoints in %s", stage, len(examples), cfg.max_steps, output_dir
+            )
+            outcome = train_supervised(
+                base_path, examples, output_dir, cfg, purpose=stage, mlflow_run_id=run_id,
+                trust_remote_code=params.lm.trust_remote_code,
+            )  # fmt: skip
+        val_rows = read_training_rows(layout.training_set / "val.jsonl")[:FORMAT_CHECK_ROWS]
+        check = {}
+        if val_rows:
+            result = evaluate_model(
+                final, val_rows, max_new_tokens=params.evaluation.max_new_tokens,
+                batch_size=params.evaluation.batch_size, precision=params.evaluation.precision,
+                bootstrap_samples=100, progress=False,
+            )  # fmt: skip
+            letters = Counter(s["letter"] or "none" for s in result.per_sample)
+            check = {
+                "val_format_compliance": result.aggregate["format_compliance"],
+                "val_accuracy": result.aggregate["pooled_accuracy"],
+                "val_letters": dict(sorted(letters.items())),
+            }
+            client.log_metric(run_id, f"{stage}/val_format_compliance", check["val_format_compliance"])
+            client.log_metric(run_id, f"{stage}/val_accuracy", check["val_accuracy"])
+    except Exception:
+        client.set_terminated(run_id, status="FAILED")
+        raise
+    client.set_terminated(run_id, status="FINISHED")
+    pointer = {"enabled": True, "path": str(final), "key": key, "run_id": run_id, "base": str(base_path)}
+    metadata = {
+        "mlflow_run": dg.MetadataValue.url(url),
+        "path": dg.MetadataValue.path(str(final)),
+        "examples": len(examples),
+        "reused": outcome is None,
+        **({} if outcome is None else {
+            "steps": outcome.global_step,
+            "train_runtime_s": round(outcome.train_runtime_s, 1),
+            "final_loss": outcome.final_loss,
+            "resumed_from": outcome.resumed_from or "",
+        }),
+        **{k: (dg.MetadataValue.json(v) if isinstance(v, dict) else v) for k, v in check.items()},
+    }  # fmt: skip
+    return pointer, metadata
+
+
+@dg.asset(group_name="training", kinds={"pytorch", "mlflow"}, deps=[training_set, base_lm])
+def warm_lm(
+    context: dg.AssetExecutionContext, project: ProjectResource, mlflow: MlflowResource
+) -> dg.MaterializeResult:
+    """The model GRPO starts from: the base LM after the optional format cold start (``cold_start.*``).
+
+    The warm-up teaches only the output contract — a neutral ``<think>`` and a uniformly random ``<answer>``
+    letter — so no answer is supervised. Not in the paper (off in the paper profile: the base LM passes through).
+    Metadata: the loss, and the format compliance and letters used on a few validation questions.
+    """
+    params = project.load_params()
+    layout = project.layout(params)
+    cfg = params.cold_start
+    if not cfg.enabled:
+        base = str(read_base_lm_path(layout.models))
+        write_json(layout.models / WARM_LM_POINTER, {"enabled": False, "path": base, "base": base})
+        return dg.MaterializeResult(metadata={"cold_start": "disabled: GRPO starts from the base LM", "path": base})
+    pointer, metadata = _train(
+        context, project, mlflow, stage="cold_start", cfg=cfg,
+        examples_fn=lambda rows: format_warmup_examples(rows, n=cfg.examples, seed=cfg.seed, think_text=cfg.think_text),
+    )  # fmt: skip
+    write_json(layout.models / WARM_LM_POINTER, pointer)
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(group_name="training", kinds={"pytorch", "mlflow"}, deps=[training_set, base_lm])
+def sft_lm(context: dg.AssetExecutionContext, project: ProjectResource, mlflow: MlflowResource) -> dg.MaterializeResult:
+    """The SFT baseline (the paper's RQ7): the base LM fine-tuned on templated reasoning traces that end in the
+    correct answer (``sft.*``; off unless ``sft.enabled``). Evaluated next to the GRPO model."""
+    params = project.load_params()
+    layout = project.layout(params)
+    if not params.sft.enabled:
+        write_json(layout.models / SFT_LM_POINTER, {"enabled": False, "path": None})
+        return dg.MaterializeResult(metadata={"sft": "disabled (sft.enabled: false)"})
+    pointer, metadata = _train(
+        context, project, mlflow, stage="sft", cfg=params.sft, examples_fn=reasoning_trace_examples
+    )
+    write_json(layout.models / SFT_LM_POINTER, pointer)
+    return dg.MaterializeResult(metadata=metadata)

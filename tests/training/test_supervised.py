@@ -1,0 +1,142 @@
+"""The format cold start and the SFT baseline: examples, the completion-only loss, real TRL SFT steps, traces."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+
+from embodied_r.answers import extract_answer
+from embodied_r.data.records import parse_choices
+from embodied_r.rewards import make_format_reward
+from embodied_r.training.dataset import read_training_rows
+from embodied_r.training.rows import TrainingRow
+from embodied_r.training.supervised import (
+    NEUTRAL_THINK,
+    SUPERVISED_TRAINING_FILE,
+    ColdStartConfig,
+    SFTConfig,
+    completion_only_trainer,
+    format_warmup_examples,
+    render_examples,
+    train_supervised,
+)
+from embodied_r.training.traces import TRACE_TEMPLATES, reasoning_trace, reasoning_trace_examples
+from embodied_r.vocabulary import TASK_CATEGORIES
+
+
+def row(i: int, category: str = "landmark_position", letters: str = "ABCD", solution: str = "B") -> TrainingRow:
+    texts = ["to the left", "ahead", "behind", "ahead-right"][: len(letters)]
+    question = "Where is the chair?\n" + "\n".join(f"{ch}. {t}" for ch, t in zip(letters, texts, strict=True))
+    return TrainingRow(
+        question_id=f"q{i}", prompt=[{"role": "user", "content": f"Frame 0: a chair. {question}"}],
+        solution=solution, question=question, choices=list(letters), category=category, data_source="synthetic",
+        scene_name="s", split="train", prompt_tokens=20,
+    )  # fmt: skip
+
+
+def test_paper_recipe_has_no_cold_start_and_no_sft_baseline():
+    assert ColdStartConfig().enabled is False and SFTConfig().enabled is False
+
+
+def test_warmup_letters_are_uniform_random_and_never_the_answer_signal():
+    rows = [row(i, letters="ABCD"[: 2 + i % 3]) for i in range(30)]
+    examples = format_warmup_examples(rows, n=3000, seed=1)
+    assert len(examples) == 3000
+    by_row = {r.question_id: r for r in rows}
+    letters = Counter()
+    fmt = make_format_reward()
+    for ex in examples:
+        letter = extract_answer(ex["completion"], by_row[ex["question_id"]].choices)
+        assert letter in by_row[ex["question_id"]].choices
+        assert fmt.score(ex["completion"]) == 1.0, "the completion is exactly the output contract"
+        assert NEUTRAL_THINK in ex["completion"]
+        letters[(len(by_row[ex["question_id"]].choices), letter)] += 1
+    four = [letters[(4, ch)] for ch in "ABCD"]
+    assert max(four) / min(four) < 1.3, four  # uniform over the row's choices, whatever the answer
+    correct = sum(extract_answer(ex["completion"], ["A", "B", "C", "D"]) == "B" for ex in examples)
+    assert 0.2 < correct / len(examples) < 0.5, "the right answer is no more frequent than chance"
+    assert format_warmup_examples(rows, n=3000, seed=1) == examples, "deterministic for a seed"
+    assert format_warmup_examples(rows, n=3000, seed=2) != examples
+
+
+def test_numeric_rows_cannot_be_warmed_up():
+    numeric = row(0).model_copy(update={"choices": []})
+    with pytest.raises(ValueError, match="multiple-choice"):
+        format_warmup_examples([numeric], n=1, seed=0)
+
+
+def test_prefilled_prompts_end_inside_the_reasoning(tiny_lm):
+    from embodied_r.training.config import GrpoTrainingConfig
+    from embodied_r.training.grpo import load_tokenizer
+
+    tokenizer = load_tokenizer(tiny_lm, GrpoTrainingConfig(think_prefill=True))
+    ex = format_warmup_examples([row(0)], n=1, seed=0)
+    rendered = render_examples(ex, tokenizer, think_prefill=True)[0]
+    assert rendered["prompt"].endswith("<|im_start|>assistant\n<think>")
+    assert rendered["completion"].startswith(NEUTRAL_THINK) and "<think>" not in rendered["completion"]
+    with pytest.raises(ValueError, match="must start with <think>"):
+        render_examples([{**ex[0], "completion": "B"}], tokenizer, think_prefill=True)
+
+
+def test_completion_only_loss_equals_trls_loss(tiny_lm, tmp_path):
+    """The loss computed from completion positions only is TRL's token-mean NLL over the same batch."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig as TrlSFTConfig
+    from trl import SFTTrainer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_lm)
+    examples = render_examples(format_warmup_examples([row(i) for i in range(4)], n=4, seed=0), tokenizer, False)
+    args = TrlSFTConfig(output_dir=str(tmp_path), report_to="none", use_cpu=True, bf16=False, max_length=None,
+                        per_device_train_batch_size=4, activation_checkpointing=False)  # fmt: skip
+    losses = []
+    for cls in (SFTTrainer, completion_only_trainer()):
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_pretrained(tiny_lm, dtype=torch.float32)
+        trainer = cls(model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tokenizer)
+        batch = next(iter(trainer.get_train_dataloader()))
+        losses.append(trainer.compute_loss(model, dict(batch)).item())
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_cold_start_trains_saves_and_resumes(tiny_lm, tmp_path):
+    rows = [row(i) for i in range(8)]
+    cfg = ColdStartConfig(enabled=True, max_steps=2, batch_size=4, micro_batch_size=2, precision="fp32", save_steps=1)
+    outcome = train_supervised(tiny_lm, format_warmup_examples(rows, n=8, seed=0), tmp_path, cfg, purpose="cold")
+    final = Path(outcome.final_model_path)
+    assert outcome.global_step == 2 and len(outcome.losses) == 2
+    record = json.loads((final / SUPERVISED_TRAINING_FILE).read_text())
+    assert record["think_prefill"] == "<think>" and record["purpose"] == "cold"
+    assert (final / "chat_template.jinja").read_text().endswith("{% if add_generation_prompt %}<think>{% endif %}")
+
+    # Longer run, same folder: it resumes from checkpoint-2 instead of starting over.
+    more = cfg.model_copy(update={"max_steps": 3})
+    again = train_supervised(tiny_lm, format_warmup_examples(rows, n=8, seed=0), tmp_path, more, purpose="cold")
+    assert again.resumed_from is not None and again.resumed_from.endswith("checkpoint-2")
+    assert again.global_step == 3
+
+
+def test_traces_end_in_the_correct_option_for_every_category():
+    assert set(TRACE_TEMPLATES) == set(TASK_CATEGORIES)
+    fmt = make_format_reward()
+    for category in TASK_CATEGORIES:
+        for solution in "ABCD":
+            r = row(0, category=category, solution=solution)
+            trace = reasoning_trace(r)
+            assert fmt.score(trace) == 1.0
+            assert extract_answer(trace, r.choices) == solution
+            assert parse_choices(r.question)[solution] in trace, "the reasoning names the correct option"
+    with pytest.raises(ValueError, match="not among the choices"):
+        reasoning_trace(row(0, solution="E", letters="ABCD").model_copy(update={"solution": "E"}))
+    assert [e["target"] for e in reasoning_trace_examples([row(1, solution="C")])] == ["C"]
+
+
+def test_examples_come_from_the_training_rows_contract(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(row(i).model_dump()) + "\n" for i in range(3)))
+    assert len(reasoning_trace_examples(read_training_rows(path))) == 3
