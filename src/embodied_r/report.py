@@ -40,18 +40,26 @@ def render_summary(layout: Layout) -> str:
     parts.append(_table(sorted(summary["per_category"].items()), ("category", "questions")))
     metrics = _load(layout.evaluation / "metrics.json")
     if metrics:
-        labels = list(metrics)
-        categories = sorted({c for m in metrics.values() for c in m.get("per_category", {})})
+        # Columns: the models themselves; rows labelled "<model>, <variant>" (noise levels, held-out categories)
+        # are listed below the table by their pooled accuracy.
+        labels = [label for label in metrics if ", " not in label]
+        variants = [label for label in metrics if ", " in label]
+        categories = sorted({c for label in labels for c in metrics[label].get("per_category", {})})
         rows = [(c, *(_pct(metrics[label]["per_category"].get(c)) for label in labels)) for c in categories]
         rows.append(("POOLED (Avg)", *(_pct(metrics[label]["pooled_accuracy"], metrics[label]) for label in labels)))
         rows.append(("format compliance", *(_pct(metrics[label]["format_compliance"]) for label in labels)))
         parts.append("Test accuracy (greedy):\n" + _table(rows, ("category", *labels)))
+        if variants:
+            width = max(len(v) for v in variants)
+            lines = [f"  {v:<{width}}  {_pct(metrics[v]['pooled_accuracy'], metrics[v])}" for v in variants]
+            parts.append("Pooled accuracy under other conditions:\n" + "\n".join(lines))
         results = _load(layout.evaluation / "results.json") or {}
         promotion = (results.get("extra") or {}).get("promotion") or {}
         if promotion:
             parts.append(f"Promotion: {promotion.get('reason')}")
+        plots = ("category_accuracy.png", "training_curves.png", "noise_study.png")
         parts.append(
-            f"Plots: {layout.evaluation / 'category_accuracy.png'}, {layout.evaluation / 'training_curves.png'}"
+            "Plots: " + ", ".join(str(layout.evaluation / p) for p in plots if (layout.evaluation / p).exists())
         )
     parts.append(
         f"Outputs under {layout.data}. Lineage: `make ui` (Dagster, http://127.0.0.1:3000); "

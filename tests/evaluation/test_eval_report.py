@@ -37,9 +37,9 @@ TRAINED = {"object_rel_direction": [True, True, False, False], "route_plan": [Tr
 
 
 def test_markdown_table_base_vs_trained() -> None:
-    table = markdown_table(_agg(BASE), _agg(TRAINED))
+    table = markdown_table({"base": _agg(BASE), "trained": _agg(TRAINED)}, delta=("base", "trained"))
     lines = table.splitlines()
-    assert lines[0] == "| category | n | chance | base | trained | Δ |"
+    assert lines[0] == "| category | n | chance | base | trained | Δ trained − base |"
     assert "| object_rel_direction | 4 | 25.0 | 25.0 | 50.0 | +25.0 |" in lines
     assert "| route_plan | 2 | 25.0 | 50.0 | 100.0 | +50.0 |" in lines
     pooled = next(line for line in lines if "pooled" in line)
@@ -47,8 +47,17 @@ def test_markdown_table_base_vs_trained() -> None:
     assert any(line.startswith("| format compliance") for line in lines)
 
 
-def test_markdown_table_trained_only() -> None:
-    table = markdown_table(None, _agg(TRAINED))
+def test_markdown_table_many_models_and_one_delta() -> None:
+    table = markdown_table({"base": _agg(BASE), "warm": _agg(BASE), "grpo": _agg(TRAINED)}, delta=("warm", "grpo"))
+    lines = table.splitlines()
+    assert lines[0] == "| category | n | chance | base | warm | grpo | Δ grpo − warm |"
+    assert "| route_plan | 2 | 25.0 | 50.0 | 50.0 | 100.0 | +50.0 |" in lines
+    with pytest.raises(ValueError, match="not among"):
+        markdown_table({"base": _agg(BASE)}, delta=("base", "sft"))
+
+
+def test_markdown_table_one_model() -> None:
+    table = markdown_table({"trained": _agg(TRAINED)})
     assert table.splitlines()[0] == "| category | n | chance | trained |"
 
 

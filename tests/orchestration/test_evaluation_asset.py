@@ -7,30 +7,51 @@ import pytest
 
 from embodied_r.cli import main
 
+MODELS = ["vlm_descriptions", "base_lm", "training_set", "warm_lm", "sft_lm", "grpo_lm", "evaluation_results"]
+
 
 @pytest.mark.slow
 def test_evaluation_results_and_promotion(tiny_pipeline):
-    pipeline = tiny_pipeline()
+    pipeline = tiny_pipeline(
+        sft={"enabled": True},
+        training_set={"categories": ["landmark_position", "action_generation", "obj_appearance_order"]},
+        evaluation={"noise_study": {"perfect": {"miss_object_prob": 0.0, "wrong_color_prob": 0.0,
+                                                "wrong_action_prob": 0.0}, "high": {"miss_object_prob": 0.5}}},
+    )  # fmt: skip
     tiny_project = pipeline.root
-    result = pipeline.materialize(["vlm_descriptions", "base_lm", "training_set", "grpo_lm", "evaluation_results"])
+    result = pipeline.materialize(MODELS)
     assert result.success
 
     out = tiny_project / "data" / "evaluation"
     results = json.loads((out / "results.json").read_text())
     test_rows = (tiny_project / "data" / "training_set" / "test.jsonl").read_text().splitlines()
     assert results["model"]["registry_version"] == "1"
-    assert set(results["extra"]) >= {"base", "comparison", "perfect_perception", "promotion"}
-    assert results["extra"]["perfect_perception"]["n"] > 0, "zero-noise perception is evaluated too"
-    per_sample = (out / "samples" / "trained.jsonl").read_text().splitlines()
-    assert len(per_sample) == len(test_rows) == results["aggregate"]["n"]
+    assert set(results["extra"]) >= {"models", "comparison", "noise_study", "generalisation", "promotion"}
+    assert set(results["extra"]["models"]) == {"base", "warm-start", "grpo", "sft"}, "each model from its asset"
+    assert results["extra"]["comparison"]["reference"] == "warm-start", "GRPO is compared with where it started"
+    noise = results["extra"]["noise_study"]["results"]
+    assert set(noise) == {f"{m}, {level} noise" for m in ("grpo", "sft") for level in ("perfect", "high")}
+    assert all(agg["n"] > 0 for agg in noise.values())
+    generalisation = results["extra"]["generalisation"]
+    assert "landmark_position" not in generalisation["held_out_categories"]
+    assert generalisation["held_out_categories"], "the tiny world has categories outside training_set.categories"
+    for model in ("grpo", "sft"):
+        parts = generalisation["results"][model]
+        assert parts["in_distribution"]["n"] + parts["held_out_categories"]["n"] == len(test_rows)
+    for label in ("base", "warm-start", "grpo", "sft", "grpo_perfect_noise"):
+        per_sample = (out / "samples" / f"{label}.jsonl").read_text().splitlines()
+        assert len(per_sample) == len(test_rows), label
+    assert results["aggregate"]["n"] == len(test_rows)
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"base", "trained", "trained, perfect perception"}
-    assert 0.0 <= metrics["trained"]["pooled_accuracy"] <= 1.0
-    for png in ("category_accuracy.png", "training_curves.png"):
+    assert {"base", "warm-start", "grpo", "sft", "grpo, perfect noise", "sft, high noise"} <= set(metrics)
+    assert "grpo, held out categories" in metrics
+    assert 0.0 <= metrics["grpo"]["pooled_accuracy"] <= 1.0
+    for png in ("category_accuracy.png", "training_curves.png", "noise_study.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     meta = result.asset_materializations_for_node("evaluation_results")[0].metadata
-    assert "| pooled" in meta["results"].value or "pooled" in meta["results"].value.lower()
+    assert "pooled (Avg)" in meta["results"].value and "Perception-noise study" in meta["results"].value
+    assert "Δ grpo − warm-start" in meta["results"].value
     assert meta["promoted"].value is True, "with no champion, the first passing candidate becomes champion"
 
     uri = f"sqlite:///{tiny_project}/mlruns/mlflow.db"
@@ -38,10 +59,11 @@ def test_evaluation_results_and_promotion(tiny_pipeline):
     name = "embodied-r-lm"
     assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
     pointer = json.loads((tiny_project / "data" / "models" / "grpo_lm.json").read_text())
-    assert client.get_metric_history(pointer["run_id"], "eval/trained/pooled_accuracy")
+    assert client.get_metric_history(pointer["run_id"], "eval/grpo/pooled_accuracy")
+    assert client.get_metric_history(pointer["run_id"], "eval/grpo_perfect_noise/pooled_accuracy")
 
     # A new version with the same weights is not better: the champion stays, and the decision is recorded.
-    again = pipeline.materialize(["grpo_lm", "evaluation_results"])
+    again = pipeline.materialize(["grpo_lm", "evaluation_results"])  # warm_lm / sft_lm unchanged: not rerun
     assert again.success
     meta = again.asset_materializations_for_node("evaluation_results")[0].metadata
     assert meta["promoted"].value is False

@@ -50,6 +50,8 @@ __all__ = [
 
 #: Written next to a GRPO-trained model's weights (:mod:`embodied_r.training.grpo`).
 GRPO_TRAINING_FILE = "grpo_training.json"
+#: The records a training stage leaves next to the weights, newest stage first (GRPO runs after the cold start).
+TRAINING_RECORDS = (GRPO_TRAINING_FILE, "supervised_training.json")
 
 
 class Generation(BaseModel):
@@ -78,12 +80,13 @@ class EvalResult(BaseModel):
 
 
 def read_think_prefill(model_dir: str | Path) -> str | None:
-    """The ``think_prefill`` text recorded in ``model_dir/grpo_training.json``, or ``None`` (no file, or not set)."""
-    path = Path(model_dir) / GRPO_TRAINING_FILE
-    if not path.is_file():
-        return None
-    prefill = json.loads(path.read_text(encoding="utf-8")).get("think_prefill")
-    return prefill or None
+    """The ``think_prefill`` text a training stage recorded next to the weights (``grpo_training.json`` or
+    ``supervised_training.json``), or ``None`` (a base model, or no prefill)."""
+    for name in TRAINING_RECORDS:
+        path = Path(model_dir) / name
+        if path.is_file():
+            return json.loads(path.read_text(encoding="utf-8")).get("think_prefill") or None
+    return None
 
 
 def _eos_ids(tokenizer: Any, model: Any) -> set[int]:
@@ -103,10 +106,12 @@ def generate_completions(
     max_new_tokens: int,
     batch_size: int = 8,
     device: str | None = None,
+    precision: Literal["auto", "bf16", "fp32"] = "auto",
     progress: bool = True,
 ) -> list[Generation]:
     """Greedy completions of ``rows``' chat prompts by the model in ``model_dir``, in row order.
 
+    ``precision``: the weights' dtype, as ``grpo.precision`` (``auto`` = bf16 where the device supports it).
     Prompts are rendered with ``apply_chat_template(add_generation_prompt=True)``, sorted by length (less padding;
     the output keeps row order), left-padded and decoded ``batch_size`` at a time with ``do_sample=False``. The
     token count stops at the first EOS; ``truncated`` means no EOS within ``max_new_tokens``.
@@ -124,7 +129,11 @@ def generate_completions(
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir), padding_side="left")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir)).to(device).eval()
+    from embodied_r.training.config import resolve_bf16
+
+    # Inference only: bf16 weights where the device computes in bf16 (3-4x faster prefill on an AMX CPU).
+    dtype = torch.bfloat16 if resolve_bf16(precision) else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype).to(device).eval()
     eos = _eos_ids(tokenizer, model)
 
     texts = [tokenizer.apply_chat_template(r.prompt, add_generation_prompt=True, tokenize=False) for r in rows]
@@ -216,6 +225,7 @@ def evaluate_model(
     answer_mode: AnswerMode = "answer_tag",
     think_prefill: str | Literal["auto"] | None = "auto",
     device: str | None = None,
+    precision: Literal["auto", "bf16", "fp32"] = "auto",
     bootstrap_samples: int = 1000,
     seed: int = 0,
     progress: bool = True,
@@ -232,7 +242,13 @@ def evaluate_model(
         raise ValueError("no rows to evaluate")
     prefill = read_think_prefill(model_dir) if think_prefill == "auto" else think_prefill
     generations = generate_completions(
-        model_dir, rows, max_new_tokens=max_new_tokens, batch_size=batch_size, device=device, progress=progress
+        model_dir,
+        rows,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        device=device,
+        precision=precision,
+        progress=progress,
     )
     samples = [
         score_sample(g.text, row, think_prefill=prefill, answer_mode=answer_mode, completion_tokens=g.completion_tokens)
@@ -260,6 +276,7 @@ def evaluate_model(
         "max_new_tokens": max_new_tokens,
         "batch_size": batch_size,
         "padding_side": "left",
+        "precision": precision,
         "answer_mode": answer_mode,
         "think_prefill": prefill,
         "judge": repr(judge) if judge is not None else None,

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DPI", "category_accuracy_png", "training_curves_png"]
+__all__ = ["DPI", "category_accuracy_png", "noise_study_png", "training_curves_png"]
 
 #: Resolution of every figure (fixed, for deterministic bytes).
 DPI = 100
@@ -92,18 +92,23 @@ def _history(client: Any, run_id: str, key: str) -> tuple[list[int], list[float]
     return [m.step for m in points], [m.value for m in points]
 
 
-def training_curves_png(client: Any, run_id: str, path: str | Path) -> Path:
-    """Reward curves (``rewards/<name>/mean``, and ``reward`` if logged) and mean completion length per step.
+def training_curves_png(
+    client: Any, run_id: str, path: str | Path, supervised_runs: Mapping[str, str] | None = None
+) -> Path:
+    """Reward curves (``rewards/<name>/mean``, and ``reward`` if logged) and mean completion length per GRPO step;
+    with ``supervised_runs`` (label → run id) a third panel with their training loss (``<stage>/loss``).
 
-    ``client`` is an ``mlflow.MlflowClient``; the metrics are read from run ``run_id``'s history. A run without
-    these metrics gives a figure that says so (logged at WARNING), not an error.
+    ``client`` is an ``mlflow.MlflowClient``; the metrics are read from the runs' history. A run without these
+    metrics gives a figure that says so (logged at WARNING), not an error.
     """
     metrics = client.get_run(run_id).data.metrics
     reward_keys = sorted(k for k in metrics if REWARD_METRIC_RE.match(k))
     if "reward" in metrics:
         reward_keys.append("reward")
-    fig = Figure(figsize=(10.0, 4.0))
-    ax_reward, ax_length = fig.subplots(1, 2)
+    panels = 3 if supervised_runs else 2
+    fig = Figure(figsize=(5.0 * panels, 4.0))
+    axes = fig.subplots(1, panels)
+    ax_reward, ax_length = axes[0], axes[1]
     for key in reward_keys:
         steps, values = _history(client, run_id, key)
         match = REWARD_METRIC_RE.match(key)
@@ -112,16 +117,69 @@ def training_curves_png(client: Any, run_id: str, path: str | Path) -> Path:
         ax_reward.legend(fontsize=8)
     else:
         ax_reward.text(0.5, 0.5, "no reward metrics logged", ha="center", va="center", transform=ax_reward.transAxes)
-    ax_reward.set_title("rewards (mean per step)")
+    ax_reward.set_title("GRPO rewards (mean per step)")
     ax_reward.set_xlabel("step")
     if LENGTH_METRIC in metrics:
         steps, values = _history(client, run_id, LENGTH_METRIC)
         ax_length.plot(steps, values, marker=".", color="tab:purple")
     else:
         ax_length.text(0.5, 0.5, "no length metric logged", ha="center", va="center", transform=ax_length.transAxes)
-    ax_length.set_title("completion length (mean tokens)")
+    ax_length.set_title("GRPO completion length (mean tokens)")
     ax_length.set_xlabel("step")
     if not reward_keys and LENGTH_METRIC not in metrics:
         log.warning("run %s has no reward or completion-length metrics to plot", run_id)
+    if supervised_runs:
+        ax_loss = axes[2]
+        for label, supervised_run in supervised_runs.items():
+            keys = [k for k in client.get_run(supervised_run).data.metrics if k.endswith("/loss")]
+            for key in keys:
+                steps, values = _history(client, supervised_run, key)
+                ax_loss.plot(steps, values, marker=".", label=label)
+        if ax_loss.lines:
+            ax_loss.legend(fontsize=8)
+            ax_loss.set_yscale("log")
+        ax_loss.set_title("supervised training loss")
+        ax_loss.set_xlabel("step")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def noise_study_png(
+    default: Mapping[str, Mapping[str, Any]],
+    noisy: Mapping[str, Mapping[str, Any]],
+    path: str | Path,
+    *,
+    title: str = "Pooled accuracy vs perception noise",
+) -> Path:
+    """Pooled accuracy (with 95% CI) of each model at the default noise and at each studied level.
+
+    ``default`` maps a model label to its aggregate at the default noise; ``noisy`` maps ``"<model>, <level>
+    noise"`` to an aggregate. One group of bars per noise level, one bar per model.
+    """
+    levels = ["default"]
+    for label in noisy:
+        level = label.split(", ", 1)[1].removesuffix(" noise")
+        if level not in levels:
+            levels.append(level)
+    fig = Figure(figsize=(max(5.0, 1.6 * len(levels) + 2), 4.0))
+    ax = fig.add_subplot()
+    width = 0.8 / max(len(default), 1)
+    for k, (model, agg) in enumerate(default.items()):
+        values, errors = [], [[], []]
+        for level in levels:
+            point = agg if level == "default" else noisy.get(f"{model}, {level} noise")
+            value = point["pooled_accuracy"] if point else float("nan")
+            lo, hi = point["pooled_accuracy_ci95"] if point else (value, value)
+            values.append(value)
+            errors[0].append(value - lo)
+            errors[1].append(hi - value)
+        xs = [g - 0.4 + width * (k + 0.5) for g in range(len(levels))]
+        ax.bar(xs, values, width=width, label=model, yerr=errors, capsize=3)
+    ax.set_xticks(range(len(levels)), levels)
+    ax.set_ylim(0, 1.0)
+    ax.set_ylabel("pooled accuracy")
+    ax.set_xlabel("perception noise")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, path)

@@ -30,6 +30,7 @@ __all__ = [
     "library_versions",
     "markdown_table",
     "params_hash",
+    "pooled_table",
     "sha256_file",
     "write_per_sample",
     "write_results",
@@ -146,33 +147,32 @@ def _delta(a: float | None, b: float | None) -> str:
     return "–" if a is None or b is None else f"{100 * (b - a):+.1f}"
 
 
-def markdown_table(
-    base: Mapping[str, Any] | None, trained: Mapping[str, Any], *, labels: tuple[str, str] = ("base", "trained")
-) -> str:
-    """Base vs trained accuracy (%) per category and pooled (with 95% CI), as a markdown table.
+def markdown_table(results: Mapping[str, Mapping[str, Any]], *, delta: tuple[str, str] | None = None) -> str:
+    """Accuracy (%) per category and pooled (with its 95% CI) for each model, as a markdown table.
 
-    ``base`` may be ``None`` (only the trained column then). Format compliance, consistency and mean completion
-    tokens follow the pooled row.
+    ``results`` maps a column label (``"base"``, ``"grpo"``, …) to an aggregate; ``delta=(a, b)`` adds a column
+    ``b − a``. Format compliance, consistency, answer rate and mean completion tokens follow the pooled row.
     """
-    aggs = [a for a in (base, trained) if a is not None]
-    names = labels if base is not None else labels[1:]
+    if not results:
+        raise ValueError("no results to tabulate")
+    names = list(results)
+    aggs = list(results.values())
+    if delta is not None and not set(delta) <= set(names):
+        raise ValueError(f"delta {delta} names a column that is not among {names}")
+    first, second = (names.index(delta[0]), names.index(delta[1])) if delta else (None, None)
     categories = sorted({cat for agg in aggs for cat in agg["per_category"]})
-    header = ["category", "n", "chance", *names] + (["Δ"] if base is not None else [])
+    header = ["category", "n", "chance", *names] + ([f"Δ {delta[1]} − {delta[0]}"] if delta else [])
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
 
-    def row(
-        label: str, n: Any, chance: float | None, values: list[float | None], cells: list[str] | None = None
-    ) -> None:
+    def row(label: str, n: Any, chance: float | None, values: list[Any], cells: list[str] | None = None) -> None:
         shown = cells if cells is not None else [_pct(v) for v in values]
-        diff = [_delta(values[0], values[1])] if base is not None else []
+        diff = [_delta(values[first], values[second])] if delta else []
         lines.append("| " + " | ".join([label, str(n), _pct(chance), *shown, *diff]) + " |")
 
     for cat in categories:
-        ref = trained["per_category"].get(cat) or base["per_category"][cat]  # type: ignore[index]
+        ref = next(a["per_category"][cat] for a in aggs if cat in a["per_category"])
         row(cat, ref["n"], ref["chance"], [a["per_category"].get(cat, {}).get("accuracy") for a in aggs])
-    pooled = [a["pooled_accuracy"] for a in aggs]
-    cells = [_pooled_cell(a) for a in aggs]
-    row("**pooled (Avg)**", trained["n"], None, pooled, cells)
+    row("**pooled (Avg)**", aggs[-1]["n"], None, [a["pooled_accuracy"] for a in aggs], [_pooled_cell(a) for a in aggs])
     for key, label in (
         ("format_compliance", "format compliance"),
         ("consistency_rate", "think–answer consistency"),
@@ -180,11 +180,20 @@ def markdown_table(
     ):
         if any(a.get(key) is not None for a in aggs):
             row(label, "", None, [a.get(key) for a in aggs])
-    if any(a.get("mean_completion_tokens") is not None for a in aggs):
-        tokens = [a.get("mean_completion_tokens") for a in aggs]
+    tokens = [a.get("mean_completion_tokens") for a in aggs]
+    if any(t is not None for t in tokens):
         cells = ["–" if t is None else f"{t:.0f}" for t in tokens]
-        diff = (
-            [("–" if None in tokens else f"{tokens[1] - tokens[0]:+.0f}")] if base is not None else []  # type: ignore[operator]
-        )
+        diff = []
+        if delta:
+            a, b = tokens[first], tokens[second]  # type: ignore[index]
+            diff = ["–" if a is None or b is None else f"{b - a:+.0f}"]
         lines.append("| " + " | ".join(["mean completion tokens", "", "–", *cells, *diff]) + " |")
+    return "\n".join(lines)
+
+
+def pooled_table(results: Mapping[str, Mapping[str, Any]]) -> str:
+    """One row per labelled aggregate: questions, pooled accuracy (%) with its 95% CI, format compliance."""
+    lines = ["| model | n | pooled (Avg) [95% CI] | format compliance |", "|---|---:|---:|---:|"]
+    for label, agg in results.items():
+        lines.append(f"| {label} | {agg['n']} | {_pooled_cell(agg)} | {_pct(agg.get('format_compliance'))} |")
     return "\n".join(lines)

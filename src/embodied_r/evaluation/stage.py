@@ -1,8 +1,9 @@
-"""Evaluation inputs that need more than the test rows: the same questions under perfect perception."""
+"""Evaluation inputs that need more than the test rows: the same questions at other perception-noise levels."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from embodied_r.config import Params
@@ -16,18 +17,23 @@ from embodied_r.training.rows import TrainingRow
 
 log = logging.getLogger(__name__)
 
+#: The oracle's noise settings a noise study may change.
+NOISE_KEYS = ("miss_object_prob", "wrong_color_prob", "wrong_action_prob")
 
-def perfect_perception_test_rows(params: Params, layout: Layout, tokenizer: Any) -> list[TrainingRow]:
-    """The test questions described by the zero-noise oracle (perfect perception), as LM rows.
 
-    Only for the embedded world (the oracle needs ground truth). The descriptions go through the same
-    cache as ``vlm_descriptions`` (zero noise is a different cache key), so a rerun costs nothing.
+def noisy_test_rows(params: Params, layout: Layout, tokenizer: Any, noise: Mapping[str, float]) -> list[TrainingRow]:
+    """The test questions described by the oracle at another noise level (e.g. all 0: perfect perception), as rows.
+
+    Only for the embedded world (the oracle needs ground truth). ``noise`` overrides the oracle's
+    ``miss_object_prob`` / ``wrong_color_prob`` / ``wrong_action_prob``. The descriptions go through the same
+    cache as ``vlm_descriptions`` (another noise level is another cache key), so a rerun costs nothing.
     """
     if params.perception.backend != "oracle":
-        raise ValueError("perfect perception needs perception.backend: oracle (the embedded world)")
-    cfg = params.perception.model_copy(
-        update={"miss_object_prob": 0.0, "wrong_color_prob": 0.0, "wrong_action_prob": 0.0}
-    )
+        raise ValueError("a perception-noise study needs perception.backend: oracle (the embedded world)")
+    unknown = sorted(set(noise) - set(NOISE_KEYS))
+    if unknown:
+        raise ValueError(f"unknown noise settings {unknown}; allowed: {list(NOISE_KEYS)}")
+    cfg = params.perception.model_copy(update=dict(noise))
     records = [r for r in read_records(layout.raw / "records.jsonl") if r.split == "test"]
     outcome = describe_samples(
         records,
@@ -39,6 +45,6 @@ def perfect_perception_test_rows(params: Params, layout: Layout, tokenizer: Any)
         progress=False,
     )
     if outcome.failures:
-        log.warning("%d test questions could not be described with perfect perception", len(outcome.failures))
+        log.warning("%d test questions could not be described at noise %s", len(outcome.failures), dict(noise))
     build = build_training_set(outcome.samples, tokenizer, params.training_set)
     return build.rows_by_split["test"]
