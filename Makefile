@@ -21,7 +21,10 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 .PHONY: demo test setup lint format ui mlflow-ui stop lock clean-outputs
 
 ## demo: run the whole lineage on the embedded default through DVC (each stage a Dagster materialization)
+##       make demo PROFILE=cpu-long applies profiles/cpu-long.yaml to params.yaml first
+PROFILE ?=
 demo: setup
+	$(if $(PROFILE),embodied-r profile $(PROFILE))
 	dvc repro
 	embodied-r summary
 

@@ -14,7 +14,7 @@ import dagster as dg
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 from orchestration import checks  # noqa: E402
-from orchestration.assets import data, evaluation, grpo, keyframes, perception, training  # noqa: E402
+from orchestration.assets import data, evaluation, grpo, keyframes, perception, supervised, training  # noqa: E402
 from orchestration.resources import MlflowResource, ProjectResource  # noqa: E402
 
 project = ProjectResource()
@@ -26,6 +26,8 @@ defs = dg.Definitions(
         perception.vlm_descriptions,
         training.base_lm,
         training.training_set,
+        supervised.warm_lm,
+        supervised.sft_lm,
         grpo.grpo_lm,
         evaluation.evaluation_results,
     ],

@@ -32,12 +32,33 @@ def ensure_dagster_home(root: Path) -> Path:
     return home
 
 
+#: Environment that silences third-party progress bars and notices when not verbose (our own bars stay).
+QUIET_ENV = {
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # transformers model loading / saving bars
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "TOKENIZERS_PARALLELISM": "false",
+    "PYTHONWARNINGS": "ignore::FutureWarning,ignore::UserWarning,ignore::DeprecationWarning",
+}
+
+
 def _setup_logging(verbose: int) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     if verbose < 2:
         for noisy in ("alembic", "urllib3", "httpx", "matplotlib"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+    if verbose == 0:
+        # Quiet by default: model loading bars, MLflow notices, deprecation warnings of the stack. -v brings them back.
+        for key, value in QUIET_ENV.items():
+            os.environ.setdefault(key, value)
+        import warnings
+
+        for category in (FutureWarning, UserWarning, DeprecationWarning):
+            warnings.filterwarnings("ignore", category=category)
+        for noisy in ("mlflow", "transformers", "datasets", "alembic"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
 def cmd_check_params(args: argparse.Namespace) -> int:
@@ -45,6 +66,19 @@ def cmd_check_params(args: argparse.Namespace) -> int:
 
     params = load_params(args.params)
     print(f"{args.params}: valid (profile {params.profile!r})")
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from embodied_r.profiles import apply_profile, available_profiles
+
+    root = Path(args.root).resolve()
+    if args.name is None:
+        for name, description in available_profiles(root).items():
+            print(f"{name:10s} {description}")
+        return 0
+    params = apply_profile(root, args.name, params_file=args.params, force=args.force)
+    print(f"{args.params}: profile {params.profile!r} applied; `dvc repro` reruns what it changed")
     return 0
 
 
@@ -195,6 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-params", help="validate params.yaml")
     p.set_defaults(func=cmd_check_params)
+
+    p = sub.add_parser("profile", help="list the profiles, or apply one to params.yaml (tiny, cpu-long, paper)")
+    p.add_argument("name", nargs="?", help="profile to apply; none = list them")
+    p.add_argument("--force", action="store_true", help="apply on top of a params.yaml that is not the demo")
+    p.set_defaults(func=cmd_profile)
 
     p = sub.add_parser("materialize", help="materialize assets in-process on the project's Dagster instance")
     p.add_argument("assets", nargs="+", help="asset keys (or a Dagster selection) to materialize")

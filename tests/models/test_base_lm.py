@@ -319,3 +319,16 @@ def test_smollm2_can_be_trained_and_saved(smollm2, tmp_path: Path) -> None:
     assert_trainable(model, ids)
     model.save_pretrained(tmp_path / "saved")  # a quantized model would refuse this
     assert (tmp_path / "saved" / "model.safetensors").is_file()
+
+
+def test_tiny_random_lm_is_built_from_a_config_once_and_deterministically(tmp_path: Path) -> None:
+    from embodied_r.models.tiny import TINY_RANDOM_SOURCE
+
+    first = prepare_base_lm(TINY_RANDOM_SOURCE, tmp_path / "a")
+    assert first.model_id == TINY_RANDOM_SOURCE and 0 < first.parameters < 100_000
+    weights = (first.path / "model.safetensors").read_bytes()
+    mtime = (first.path / "model.safetensors").stat().st_mtime_ns
+    again = prepare_base_lm(TINY_RANDOM_SOURCE, tmp_path / "a")
+    assert (again.path / "model.safetensors").stat().st_mtime_ns == mtime, "reused, not rebuilt"
+    other = prepare_base_lm(TINY_RANDOM_SOURCE, tmp_path / "b")
+    assert (other.path / "model.safetensors").read_bytes() == weights, "same bytes on every machine"

@@ -1,8 +1,6 @@
 """Tiny offline causal LM, tokenizer and training rows for the GRPO tests (nothing from a model hub).
 
-The tokenizer is a byte-level BPE trained on a few sentences, so any text round-trips; the reasoning tags are
-added tokens, so the random model can emit ``<think>`` etc. as single tokens and the format reward is reachable.
-The model is a one-layer Llama with hidden size 32.
+The model and tokenizer are :func:`embodied_r.models.tiny.build_tiny_lm` (also the ``tiny`` profile's LM).
 """
 
 from __future__ import annotations
@@ -17,58 +15,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-CHATML = (
-    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
-    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-SPECIAL = ["<|im_start|>", "<|im_end|>", "<pad>"]
-TAGS = ["<think>", "</think>", "<answer>", "</answer>"]
-CORPUS = [
-    "Frame 0: Observe: a red chair to the left, a table ahead.",
-    "Frame 1: After move forward, Observe: a door to the right.",
-    "Question: which object is closer? A. chair B. table C. door D. lamp",
-    "I think the chair is closer because it is to the left. The answer is A.",
-    "rotate left rotate right tilt upward tilt downward move backward",
-]
-
-
-def build_tiny_lm(out: Path) -> Path:
-    """Write a byte-level BPE tokenizer with a ChatML template and a 1-layer Llama to ``out``."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400, special_tokens=SPECIAL, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    tok.train_from_iterator(CORPUS * 4, trainer=trainer)
-    tok.add_tokens(TAGS)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<pad>", bos_token="<|im_start|>"
-    )
-    tokenizer.chat_template = CHATML
-    tokenizer.save_pretrained(out)
-
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=1024,
-        tie_word_embeddings=True,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-    )
-    import torch
-
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(out)
-    return out
+from embodied_r.models.tiny import build_tiny_lm
 
 
 def write_tiny_rows(path: Path, n: int = 8, split: str = "train") -> Path:

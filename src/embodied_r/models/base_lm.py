@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from embodied_r.hashing import sha256_file
+from embodied_r.models.tiny import TINY_RANDOM_SOURCE, build_tiny_lm
 
 if TYPE_CHECKING:  # heavy imports stay lazy so importing the package is cheap (Dagster definitions load it)
     from transformers import PreTrainedModel
@@ -131,6 +132,8 @@ def prepare_base_lm(source: str, cache_dir: Path | None = None, *, trust_remote_
     ('smollm2-135m-instruct', True)
     """
     cache_dir = Path(cache_dir if cache_dir is not None else DEFAULT_CACHE_DIR).expanduser()
+    if source == TINY_RANDOM_SOURCE:
+        return _tiny_random(cache_dir / "tiny-llama-random")
     if source.startswith(PACKAGE_PREFIX):
         name = source.removeprefix(PACKAGE_PREFIX)
         gguf_path = embedded_gguf_path(name)
@@ -144,6 +147,17 @@ def prepare_base_lm(source: str, cache_dir: Path | None = None, *, trust_remote_
     if local.is_absolute() or source.startswith((".", "~")) or not _HUB_ID_RE.match(source):
         raise BaseLMError(f"model source {source!r} is neither an existing local folder / .gguf file nor a hub id")
     return _hub_snapshot(source, trust_remote_code=trust_remote_code)
+
+
+def _tiny_random(folder: Path) -> BaseLM:
+    """The tiny random Llama of :mod:`embodied_r.models.tiny`, built once into ``folder`` (CI's LM)."""
+    if not (folder / "config.json").is_file():
+        tmp = folder.with_name(folder.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        build_tiny_lm(tmp)
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+    return _local_folder(TINY_RANDOM_SOURCE, folder, trust_remote_code=False)
 
 
 def _local_folder(source: str, folder: Path, *, trust_remote_code: bool) -> BaseLM:

@@ -1,0 +1,143 @@
+"""Learning per CPU-second: cold start → GRPO → greedy test accuracy, for one recipe, timed.
+
+Runs the library directly (no Dagster, no MLflow) on an existing training set (``data/training_set`` of the
+params' profile, e.g. after ``dvc repro training_set``), so recipes can be compared quickly. Prints, and appends to
+``benchmarks/out/learning.jsonl``, the warm-started and the GRPO model's pooled test accuracy with 95% bootstrap
+intervals, per-category accuracy, format compliance, wall times and seconds per GRPO step.
+
+    .venv/bin/python benchmarks/learning.py                                # params.yaml as it is
+    .venv/bin/python benchmarks/learning.py -S grpo.max_steps=200 -S grpo.learning_rate=2e-5 --tag lr2e-5
+    .venv/bin/python benchmarks/learning.py --params params/cpu-long.yaml --data data-cpu-long
+
+The cold-start model is cached under ``.cache/learning/`` by its settings, so recipes that differ only in GRPO
+share it. ``--sft`` also trains and scores the SFT baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import yaml
+
+from embodied_r.config import load_params
+from embodied_r.evaluation.generate import evaluate_model
+from embodied_r.hashing import short_hash
+from embodied_r.rewards import build_reward_funcs
+from embodied_r.training.dataset import read_training_rows
+from embodied_r.training.grpo import train_grpo
+from embodied_r.training.supervised import format_warmup_examples, train_supervised
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def parse_value(text: str):
+    return yaml.safe_load(text)
+
+
+def score(model: str, rows, params, label: str) -> dict:
+    ev = params.evaluation
+    started = time.perf_counter()
+    result = evaluate_model(
+        model, rows, max_new_tokens=ev.max_new_tokens, batch_size=ev.batch_size, precision=ev.precision,
+        answer_mode=params.rewards.accuracy_mode, bootstrap_samples=ev.bootstrap_samples, seed=ev.seed,
+        progress=False,
+    )  # fmt: skip
+    agg = result.aggregate
+    out = {
+        "pooled": agg["pooled_accuracy"],
+        "ci95": agg["pooled_accuracy_ci95"],
+        "format": agg["format_compliance"],
+        "tokens": agg["mean_completion_tokens"],
+        "per_category": {c: round(v["accuracy"], 3) for c, v in agg["per_category"].items()},
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    ci = out["ci95"]
+    print(
+        f"{label:>6}: pooled {out['pooled']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] format {out['format']:.2f} "
+        f"tokens {out['tokens']:.1f} ({out['seconds']} s)  {out['per_category']}",
+        flush=True,
+    )
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--data", default=None, help="data_dir (default: the params')")
+    parser.add_argument("-S", "--set", action="append", default=[], help="KEY=VALUE override (repeatable)")
+    parser.add_argument("--tag", default="", help="a name for this recipe in the log")
+    parser.add_argument("--sft", action="store_true", help="also train and score the SFT baseline")
+    parser.add_argument("--no-grpo", action="store_true")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+
+    overrides = {k: parse_value(v) for k, v in (item.split("=", 1) for item in args.set)}
+    params = load_params(ROOT / args.params, overrides)
+    data = ROOT / (args.data or params.data_dir) / "training_set"
+    base = json.loads((ROOT / (args.data or params.data_dir) / "models" / "base_lm.json").read_text())["path"]
+    test_rows = read_training_rows(data / "test.jsonl")
+    train_rows = read_training_rows(data / "train.jsonl")
+    record: dict = {"tag": args.tag, "overrides": overrides, "train_rows": len(train_rows), "test_rows": len(test_rows)}
+    print(f"{args.tag or 'recipe'}: {len(train_rows)} train rows, {len(test_rows)} test rows; {overrides}", flush=True)
+
+    work = ROOT / ".cache" / "learning"
+    cs = params.cold_start
+    model = base
+    if cs.enabled:
+        key = short_hash(
+            json.dumps([cs.model_dump(), base, (data / "train.jsonl").read_bytes().hex()[:0], len(train_rows)])
+        )
+        out = work / f"warm-{key}"
+        started = time.perf_counter()
+        if not (out / "final").is_dir():
+            examples = format_warmup_examples(train_rows, n=cs.examples, seed=cs.seed, think_text=cs.think_text)
+            train_supervised(base, examples, out, cs, purpose="cold_start")
+        model = str(out / "final")
+        record["cold_start_s"] = round(time.perf_counter() - started, 1)
+        record["warm"] = score(model, test_rows, params, "warm")
+
+    if args.sft:
+        from embodied_r.training.traces import reasoning_trace_examples
+
+        sft = params.sft
+        out = work / f"sft-{short_hash(json.dumps([sft.model_dump(), base, len(train_rows)]))}"
+        started = time.perf_counter()
+        if not (out / "final").is_dir():
+            train_supervised(base, reasoning_trace_examples(train_rows), out, sft, purpose="sft")
+        record["sft_s"] = round(time.perf_counter() - started, 1)
+        record["sft"] = score(str(out / "final"), test_rows, params, "sft")
+
+    if not args.no_grpo:
+        out = work / f"grpo-{short_hash(json.dumps([record['overrides'], args.tag, time.time()]))}"
+        funcs, names = build_reward_funcs(params.rewards, policy_model_path=base)
+        started = time.perf_counter()
+        outcome = train_grpo(
+            model, data / "train.jsonl", out, params.grpo, funcs, names, params.rewards.schedule, resume=False
+        )
+        record["grpo_s"] = round(time.perf_counter() - started, 1)
+        record["grpo_s_per_step"] = round(outcome.seconds_per_step, 2)
+        record["grpo_final_metrics"] = outcome.metrics
+        record["grpo"] = score(outcome.final_model_path, test_rows, params, "grpo")
+        if "warm" in record:
+            record["gain"] = record["grpo"]["pooled"] - record["warm"]["pooled"]
+            print(f"  gain over warm start: {100 * record['gain']:+.1f} points", flush=True)
+
+    log_path = ROOT / "benchmarks" / "out" / "learning.jsonl"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("a") as f:
+        f.write(json.dumps(record, sort_keys=True) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
