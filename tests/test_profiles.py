@@ -65,7 +65,7 @@ def test_apply_keeps_comments_and_untouched_keys_and_refuses_stacking(project):
     data = yaml.safe_load(after)
     assert data["synthetic"]["scenes"] == 3 and data["keyframes"] == yaml.safe_load(before)["keyframes"]
     assert "objects_per_scene: [4, 5]" in after, "lists stay on one line"
-    with pytest.raises(ParamsError, match="git checkout params.yaml"):
+    with pytest.raises(ParamsError, match=r"git checkout params\.yaml"):
         apply_profile(project, "cpu-long")
     assert apply_profile(project, "tiny").profile == "tiny", "re-applying the same profile is fine"
     assert apply_profile(project, "cpu-long", force=True).profile == "cpu-long"

@@ -483,17 +483,23 @@ def parse_params(data: dict[str, Any] | None, source: str = "params") -> Params:
         raise ParamsError(format_validation_error(exc, source)) from None
 
 
-def load_params(path: str | Path = "params.yaml", overrides: dict[str, Any] | None = None) -> Params:
-    """Load and validate ``params.yaml``; ``overrides`` are dotted keys (``synthetic.scenes``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ParamsError(f"{path}: no such params file (run from the project root or pass --params)")
+def read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping of sections (empty file: ``{}``); errors name the file."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ParamsError(f"{path}: top level must be a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def load_params(path: str | Path = "params.yaml", overrides: dict[str, Any] | None = None) -> Params:
+    """Load and validate ``params.yaml``; ``overrides`` are dotted keys (``synthetic.scenes``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: no such params file (run from the project root or pass --params)")
+    data = read_yaml_mapping(path)
     for dotted, value in (overrides or {}).items():
         set_dotted(data, dotted, value)
     return parse_params(data, str(path))

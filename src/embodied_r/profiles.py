@@ -18,9 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from embodied_r.config import Params, ParamsError, parse_params
+from embodied_r.config import Params, ParamsError, parse_params, read_yaml_mapping
 
 PROFILES_DIR = "profiles"
 #: The profile ``params.yaml`` holds as committed.
@@ -54,18 +52,12 @@ def profile_changes(root: Path, name: str) -> dict[str, Any]:
     path = root / PROFILES_DIR / f"{name}.yaml"
     if not path.is_file():
         raise ParamsError(f"unknown profile {name!r}; available: {', '.join(available_profiles(root))}")
-    try:
-        changes = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(changes, dict):
-        raise ParamsError(f"{path}: a profile is a mapping of params.yaml sections")
-    return {"profile": name, **changes}
+    return {"profile": name, **read_yaml_mapping(path)}
 
 
 def profile_params(root: Path, name: str, params_file: str = "params.yaml") -> Params:
     """The validated params of profile ``name`` (``params.yaml`` with its changes), without writing anything."""
-    base = yaml.safe_load((root / params_file).read_text(encoding="utf-8")) or {}
+    base = read_yaml_mapping(root / params_file)
     return parse_params(deep_merge(base, profile_changes(root, name)), f"{params_file} + profiles/{name}.yaml")
 
 

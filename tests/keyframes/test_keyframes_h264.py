@@ -10,10 +10,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
-from reference_impl import reference_keyframes
+from reference_impl import decode_all, reference_keyframes
 
 from embodied_r.config import KeyframesConfig
 from embodied_r.keyframes import extract_keyframes, iter_frames, probe_video, sample_step
@@ -44,13 +43,7 @@ def test_h264_probe_and_sampling(h264_video):
 
 
 def test_h264_sampled_decoding_equals_sequential_decoding(h264_video):
-    cap = cv2.VideoCapture(str(h264_video))
-    every = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        every.append(frame)
+    every, _ = decode_all(h264_video)
     wanted = [0, 29, 30, 31, 210, 399]
     got = list(iter_frames(h264_video, wanted, chunk=4))
     assert [i for i, _ in got] == wanted
