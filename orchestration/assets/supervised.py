@@ -19,6 +19,8 @@ from orchestration.resources import MlflowResource, ProjectResource
 
 WARM_LM_POINTER = "warm_lm.json"
 SFT_LM_POINTER = "sft_lm.json"
+#: Written next to a trained stage's checkpoints: its MLflow run, training outcome and check (for reuse).
+STAGE_RECORD = "stage.json"
 #: Validation questions decoded after training to show the output contract holds (format, letters used).
 FORMAT_CHECK_ROWS = 16
 
@@ -50,31 +52,49 @@ def _train(
     output_dir = layout.root / ".cache" / stage / key
     final = output_dir / "final"
     examples = examples_fn(read_training_rows(train_path))
+    record_path = output_dir / STAGE_RECORD
+    if final.is_dir() and record_path.is_file():
+        # Same data, base model and settings: the model, its MLflow run and its check are reused as they are.
+        context.log.info("%s %s already trained: reusing %s", stage, key, final)
+        record = {**json.loads(record_path.read_text()), "reused": True}
+    else:
+        record = _train_and_check(context, project, mlflow, stage, cfg, examples, output_dir, settings)
+        write_json(record_path, {k: v for k, v in record.items() if k != "reused"})
+    pointer = {"enabled": True, "path": str(final), "key": key, "run_id": record["run_id"], "base": str(base_path)}
+    metadata = {
+        "mlflow_run": dg.MetadataValue.url(record["url"]),
+        "path": dg.MetadataValue.path(str(final)),
+        "examples": len(examples),
+        "reused": record["reused"],
+        **record["outcome"],
+        **{k: (dg.MetadataValue.json(v) if isinstance(v, dict) else v) for k, v in record["check"].items()},
+    }
+    return pointer, metadata
+
+
+def _train_and_check(context, project, mlflow, stage, cfg, examples, output_dir, settings) -> dict:
+    """Train in a new MLflow run, then decode a few validation questions (format, letters used)."""
+    import mlflow as mlflow_lib
+
+    params = project.load_params()
+    layout = project.layout(params)
     run_id, url = mlflow.create_run(
         f"{stage}-{params.profile}",
         tags={"embodied_r.stage": stage, "embodied_r.profile": params.profile, "dagster.run_id": context.run_id},
         params=settings,
     )
-    import mlflow as mlflow_lib
-
     client = mlflow_lib.MlflowClient()
     try:
-        if final.is_dir():
-            context.log.info("%s %s already trained: reusing %s", stage, key, final)
-            outcome = None
-        else:
-            context.log.info(
-                "%s: %d examples, %d steps; checkpoints in %s", stage, len(examples), cfg.max_steps, output_dir
-            )
-            outcome = train_supervised(
-                base_path, examples, output_dir, cfg, purpose=stage, mlflow_run_id=run_id,
-                trust_remote_code=params.lm.trust_remote_code,
-            )  # fmt: skip
+        context.log.info("%s: %d examples, %d steps in %s", stage, len(examples), cfg.max_steps, output_dir)
+        outcome = train_supervised(
+            read_base_lm_path(layout.models), examples, output_dir, cfg, purpose=stage, mlflow_run_id=run_id,
+            trust_remote_code=params.lm.trust_remote_code,
+        )  # fmt: skip
         val_rows = read_training_rows(layout.training_set / "val.jsonl")[:FORMAT_CHECK_ROWS]
         check = {}
         if val_rows:
             result = evaluate_model(
-                final, val_rows, max_new_tokens=params.evaluation.max_new_tokens,
+                outcome.final_model_path, val_rows, max_new_tokens=params.evaluation.max_new_tokens,
                 batch_size=params.evaluation.batch_size, precision=params.evaluation.precision,
                 bootstrap_samples=100, progress=False,
             )  # fmt: skip
@@ -90,21 +110,18 @@ def _train(
         client.set_terminated(run_id, status="FAILED")
         raise
     client.set_terminated(run_id, status="FINISHED")
-    pointer = {"enabled": True, "path": str(final), "key": key, "run_id": run_id, "base": str(base_path)}
-    metadata = {
-        "mlflow_run": dg.MetadataValue.url(url),
-        "path": dg.MetadataValue.path(str(final)),
-        "examples": len(examples),
-        "reused": outcome is None,
-        **({} if outcome is None else {
+    return {
+        "run_id": run_id,
+        "url": url,
+        "reused": False,
+        "check": check,
+        "outcome": {
             "steps": outcome.global_step,
             "train_runtime_s": round(outcome.train_runtime_s, 1),
             "final_loss": outcome.final_loss,
             "resumed_from": outcome.resumed_from or "",
-        }),
-        **{k: (dg.MetadataValue.json(v) if isinstance(v, dict) else v) for k, v in check.items()},
-    }  # fmt: skip
-    return pointer, metadata
+        },
+    }
 
 
 @dg.asset(group_name="training", kinds={"pytorch", "mlflow"}, deps=[training_set, base_lm])

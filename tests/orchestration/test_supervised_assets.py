@@ -30,7 +30,8 @@ def test_cold_start_trains_once_and_sft_can_be_off(tiny_pipeline):
     # Unchanged data and settings: the trained model is reused, not trained again.
     again = pipeline.materialize(["warm_lm"])
     assert again.asset_materializations_for_node("warm_lm")[0].metadata["reused"].value is True
-    assert json.loads((root / "data" / "models" / "warm_lm.json").read_text())["path"] == warm["path"]
+    assert json.loads((root / "data" / "models" / "warm_lm.json").read_text()) == warm, "same pointer, same run"
+    assert len(client.search_runs([run.info.experiment_id], "tags.`embodied_r.stage` = 'cold_start'")) == 1
 
 
 @pytest.mark.slow
