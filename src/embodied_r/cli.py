@@ -132,7 +132,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     if not result.success:
         print(f"run {result.run_id} failed; details: make ui, then open the run", file=sys.stderr)
         for event in result.all_events:
-            if event.is_failure and event.step_failure_data is not None:
+            if event.is_step_failure and event.step_failure_data is not None:
                 print(
                     event.step_failure_data.error.to_string() if event.step_failure_data.error else "", file=sys.stderr
                 )

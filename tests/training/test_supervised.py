@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from embodied_r.answers import extract_answer
+from embodied_r.config import ParamsError, load_params
 from embodied_r.data.records import parse_choices
 from embodied_r.rewards import make_format_reward
 from embodied_r.training.dataset import read_training_rows
@@ -40,6 +41,15 @@ def row(i: int, category: str = "landmark_position", letters: str = "ABCD", solu
 
 def test_paper_recipe_has_no_cold_start_and_no_sft_baseline():
     assert ColdStartConfig().enabled is False and SFTConfig().enabled is False
+
+
+def test_a_batch_of_partial_micro_batches_fails_at_load_naming_the_key_and_a_fix(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text("cold_start:\n  enabled: true\n  batch_size: 6\n")
+    with pytest.raises(ParamsError, match=r"cold_start.*batch_size 6 is not a multiple of micro_batch_size 4.*8"):
+        load_params(params)
+    assert ColdStartConfig(batch_size=2).batch_geometry() == (2, 1)  # smaller than a micro batch: one pass
+    assert SFTConfig(batch_size=8, micro_batch_size=2).batch_geometry() == (2, 4)
 
 
 def test_warmup_letters_are_uniform_random_and_never_the_answer_signal():

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from transformers import TrainerCallback
 
 from embodied_r.training.config import THINK_PREFILL, resolve_bf16
@@ -61,11 +61,19 @@ class SupervisedConfig(BaseModel):
     think_prefill: bool = Field(True, description="Prompts end with '<think>' (as grpo.think_prefill).")
     save_steps: int = Field(50, ge=1, description="Checkpoint every this many steps (resume after a kill).")
 
+    @model_validator(mode="after")
+    def _whole_micro_batches(self) -> SupervisedConfig:
+        micro = min(self.micro_batch_size, self.batch_size)
+        if self.batch_size % micro:
+            raise ValueError(
+                f"batch_size {self.batch_size} is not a multiple of micro_batch_size {micro}: "
+                f"use a batch_size of {micro * max(1, round(self.batch_size / micro))} or change micro_batch_size"
+            )
+        return self
+
     def batch_geometry(self) -> tuple[int, int]:
         """(per-device batch, gradient accumulation) for ``batch_size`` examples a step."""
         micro = min(self.micro_batch_size, self.batch_size)
-        if self.batch_size % micro:
-            raise ValueError(f"batch_size {self.batch_size} is not a multiple of micro_batch_size {micro}")
         return micro, self.batch_size // micro
 
 
