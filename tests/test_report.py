@@ -24,12 +24,15 @@ def test_summary_shows_the_results_table(tmp_path):
         "per_category": {"route_planning": 0.5},
     }  # fmt: skip
     (layout.evaluation / "metrics.json").write_text(
-        json.dumps({"base": {**row, "pooled_accuracy": 0.25}, "grpo": row, "grpo, perfect noise": row})
+        json.dumps(
+            {"base": {**row, "pooled_accuracy": 0.25}, "grpo": row, "grpo, perfect noise": row, "warm-start": row},
+            sort_keys=True,  # as the asset writes it
+        )
     )
     text = render_summary(layout)
     assert "POOLED (Avg)" in text and "50.0% [25.0, 75.0]" in text and "25.0%" in text
     assert "route_planning" in text
     accuracy = text.split("Test accuracy (greedy):")[1]
     header = next(line for line in accuracy.splitlines() if line.startswith("category "))
-    assert header.split() == ["category", "base", "grpo"], "variants are not columns"
+    assert header.split() == ["category", "base", "warm-start", "grpo"], "lineage order; variants are not columns"
     assert "grpo, perfect noise" in text.split("Pooled accuracy under other conditions:")[1]

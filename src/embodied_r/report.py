@@ -8,6 +8,15 @@ from pathlib import Path
 from embodied_r.layout import Layout
 
 
+#: Model labels of the evaluation, in lineage order (others follow, alphabetically).
+MODEL_ORDER = ("base", "warm-start", "grpo", "sft")
+
+
+def _lineage_order(label: str) -> tuple[int, str]:
+    model = label.split(", ", 1)[0]
+    return (MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER), label)
+
+
 def _table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
@@ -42,8 +51,9 @@ def render_summary(layout: Layout) -> str:
     if metrics:
         # Columns: the models themselves; rows labelled "<model>, <variant>" (noise levels, held-out categories)
         # are listed below the table by their pooled accuracy.
-        labels = [label for label in metrics if ", " not in label]
-        variants = [label for label in metrics if ", " in label]
+        # metrics.json has sorted keys; show the models in lineage order (base -> warm start -> GRPO, then SFT)
+        labels = sorted((label for label in metrics if ", " not in label), key=_lineage_order)
+        variants = sorted((label for label in metrics if ", " in label), key=_lineage_order)
         categories = sorted({c for label in labels for c in metrics[label].get("per_category", {})})
         rows = [(c, *(_pct(metrics[label]["per_category"].get(c)) for label in labels)) for c in categories]
         rows.append(("POOLED (Avg)", *(_pct(metrics[label]["pooled_accuracy"], metrics[label]) for label in labels)))
