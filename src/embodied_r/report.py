@@ -7,7 +7,6 @@ from pathlib import Path
 
 from embodied_r.layout import Layout
 
-
 #: Model labels of the evaluation, in lineage order (others follow, alphabetically).
 MODEL_ORDER = ("base", "warm-start", "grpo", "sft")
 
