@@ -107,6 +107,21 @@ def test_precision() -> None:
     assert isinstance(resolve_bf16("auto"), bool)
 
 
+@pytest.mark.parametrize(
+    ("avx512_bf16", "amx", "expected"),
+    [(True, False, False), (True, True, True), (False, False, False)],
+)
+def test_auto_precision_takes_bf16_on_a_cpu_only_with_amx(monkeypatch, avx512_bf16, amx, expected) -> None:
+    # AVX512-BF16 without AMX computes bf16 more slowly than fp32 (measured: docstring of cpu_has_fast_bf16)
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    assert resolve_bf16("auto") is expected
+    assert resolve_bf16("bf16") is True  # asked for explicitly, it is honoured
+
+
 def test_weights_follow_reward_names() -> None:
     schedule = StepSchedule()
     assert weights_for(schedule, ["format", "accuracy"], 0.0, 0.0) == [1.0, 0.0]

@@ -111,7 +111,7 @@ def generate_completions(
 ) -> list[Generation]:
     """Greedy completions of ``rows``' chat prompts by the model in ``model_dir``, in row order.
 
-    ``precision``: the weights' dtype, as ``grpo.precision`` (``auto`` = bf16 where the device supports it).
+    ``precision``: the weights' dtype, as ``grpo.precision`` (``auto``: bf16 on CUDA or an AMX CPU).
     Prompts are rendered with ``apply_chat_template(add_generation_prompt=True)``, sorted by length (less padding;
     the output keeps row order), left-padded and decoded ``batch_size`` at a time with ``do_sample=False``. The
     token count stops at the first EOS; ``truncated`` means no EOS within ``max_new_tokens``.

@@ -44,7 +44,7 @@ class GrpoTrainingConfig(BaseModel):
     precision: Literal["auto", "bf16", "fp32"] = Field(
         "auto",
         description="Paper: bf16. 'bf16' = bf16 autocast over fp32 weights (or DeepSpeed's bf16 with fp32 master "
-        "weights); 'auto' = bf16 when the device supports it (CUDA bf16, or a CPU with AVX512-BF16/AMX), else fp32.",
+        "weights); 'auto' = bf16 where it is faster (CUDA with bf16, or a CPU with AMX), else fp32.",
     )
     epochs: float = Field(12, gt=0, description="Passes over the training rows. Paper: 12.")
     loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = Field(
@@ -139,12 +139,16 @@ class GrpoTrainingConfig(BaseModel):
         return per_device, total // (per_device * world_size)
 
 
-def cpu_supports_bf16() -> bool:
-    """Whether this CPU has native bf16 arithmetic (AVX512-BF16 or AMX); without it bf16 autocast is emulated."""
+def cpu_has_fast_bf16() -> bool:
+    """Whether bf16 is faster than fp32 on this CPU: only with AMX tiles.
+
+    AVX512-BF16 alone computes bf16 but not faster: on such a 2-core Xeon, a SmolLM2-135M forward and backward of a
+    600-token sequence took 12-14 s under bf16 autocast against 9-11 s in fp32 (forward alone 3.5 s vs 2.2 s), so
+    ``auto`` keeps fp32 there. With AMX, bf16 prefill was 3-4x faster than fp32.
+    """
     import torch
 
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+    return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
 
 
 def resolve_bf16(precision: Literal["auto", "bf16", "fp32"]) -> bool:
@@ -155,4 +159,4 @@ def resolve_bf16(precision: Literal["auto", "bf16", "fp32"]) -> bool:
 
     if torch.cuda.is_available():
         return torch.cuda.is_bf16_supported()
-    return cpu_supports_bf16()
+    return cpu_has_fast_bf16()
