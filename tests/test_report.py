@@ -36,3 +36,22 @@ def test_summary_shows_the_results_table(tmp_path):
     header = next(line for line in accuracy.splitlines() if line.startswith("category "))
     assert header.split() == ["category", "base", "warm-start", "grpo"], "lineage order; variants are not columns"
     assert "grpo, perfect noise" in text.split("Pooled accuracy under other conditions:")[1]
+
+
+def test_summary_says_whether_the_candidate_was_promoted(tmp_path):
+    layout = Layout(root=tmp_path)
+    layout.raw.mkdir(parents=True)
+    summary = {"source": "embedded", "questions": 1, "videos": 1, "per_split": {}, "exclusions": {}, "per_category": {}}
+    (layout.raw / "summary.json").write_text(json.dumps(summary))
+    layout.evaluation.mkdir(parents=True)
+    row = {"pooled_accuracy": 0.3, "format_compliance": 1.0, "per_category": {}}
+    (layout.evaluation / "metrics.json").write_text(json.dumps({"grpo": row}))
+    results = layout.evaluation / "results.json"
+    reason = "no champion yet; first passing candidate (accuracy 0.3000)"
+    promoted = {"promoted": True, "candidate_version": "1", "reason": reason}
+    results.write_text(json.dumps({"extra": {"promotion": promoted}}))
+    assert f"Promotion: v1 is the new champion ({reason})" in render_summary(layout)
+    results.write_text(
+        json.dumps({"extra": {"promotion": {"promoted": False, "candidate_version": "2", "reason": "not better"}}})
+    )
+    assert "Promotion: v2 not promoted (not better)" in render_summary(layout)

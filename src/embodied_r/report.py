@@ -65,7 +65,9 @@ def render_summary(layout: Layout) -> str:
         results = _load(layout.evaluation / "results.json") or {}
         promotion = (results.get("extra") or {}).get("promotion") or {}
         if promotion:
-            parts.append(f"Promotion: {promotion.get('reason')}")
+            version = promotion.get("candidate_version")
+            verdict = f"v{version} is the new champion" if promotion.get("promoted") else f"v{version} not promoted"
+            parts.append(f"Promotion: {verdict} ({promotion.get('reason')}); `embodied-r registry status`")
         plots = ("category_accuracy.png", "training_curves.png", "noise_study.png")
         parts.append(
             "Plots: " + ", ".join(str(layout.evaluation / p) for p in plots if (layout.evaluation / p).exists())
