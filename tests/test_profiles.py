@@ -50,6 +50,14 @@ def test_cpu_profiles_turn_the_cold_start_on():
         assert profile_params(PROJECT_ROOT, name).cold_start.enabled, name
 
 
+def test_cpu_long_drops_the_consistency_stage_and_the_reference_model_but_the_demo_keeps_them():
+    demo, long = profile_params(PROJECT_ROOT, "demo"), profile_params(PROJECT_ROOT, "cpu-long")
+    assert [s.weights for s in demo.rewards.schedule.stages] == [(7, 3, 0), (3, 7, 0), (1, 7, 2)]
+    assert [s.weights for s in long.rewards.schedule.stages] == [(7, 3, 0), (3, 7, 0)]
+    assert (demo.grpo.beta, long.grpo.beta) == (0.001, 0.0)
+    assert demo.evaluation.judge_consistency and not long.evaluation.judge_consistency
+
+
 def test_deep_merge_merges_mappings_and_replaces_the_rest():
     base = {"a": {"b": 1, "c": [1, 2]}, "d": {"e": 1}}
     assert deep_merge(base, {"a": {"c": [3]}, "d": {}}) == {"a": {"b": 1, "c": [3]}, "d": {}}

@@ -206,6 +206,17 @@ def test_schedule_switches_mid_run_and_the_weights_are_applied(tiny_lm: Path, ti
     assert outcome.seconds_per_step > 0 and "kl" in outcome.metrics and "completions/mean_length" in outcome.metrics
 
 
+def test_beta_zero_trains_without_a_reference_model(tiny_lm: Path, tiny_rows: Path, tmp_path: Path) -> None:
+    """cpu-long's beta 0 (paper: 0.001): TRL loads no reference model and logs no KL, and the run still trains."""
+    from safetensors.torch import load_file
+
+    before = load_file(str(tiny_lm / "model.safetensors"))
+    outcome = train(tiny_lm, tiny_rows, tmp_path / "run", tiny_cfg(max_steps=2, beta=0.0, learning_rate=1e-3))
+    assert outcome.global_step == 2 and "kl" not in outcome.metrics
+    after = load_file(str(Path(outcome.final_model_path) / "model.safetensors"))
+    assert any(not (before[k] == after[k]).all() for k in before if k in after)
+
+
 @pytest.mark.slow
 def test_resume_continues_from_the_last_checkpoint(tiny_lm: Path, tiny_rows: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
