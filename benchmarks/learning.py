@@ -10,7 +10,10 @@ intervals, per-category accuracy, format compliance, wall times and seconds per 
     .venv/bin/python benchmarks/learning.py --params params/cpu-long.yaml --data data-cpu-long
 
 The cold-start model is cached under ``.cache/learning/`` by its settings, so recipes that differ only in GRPO
-share it. ``--sft`` also trains and scores the SFT baseline.
+share it. ``--sft`` also trains and scores the SFT baseline. ``--categories`` keeps only those tasks (training and
+test); ``--train-limit N --score-train`` trains on the first N training rows and also scores the models on them (does
+GRPO fit questions it has seen? a check of the RL machinery, not a result). The record holds the sampled training
+accuracy, the share of zero-variance groups and the entropy by quarter of the GRPO run.
 """
 
 from __future__ import annotations
@@ -27,10 +30,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import yaml
+from transformers import TrainerCallback
 
 from embodied_r.config import load_params
 from embodied_r.evaluation.generate import evaluate_model
-from embodied_r.hashing import short_hash
+from embodied_r.hashing import sha256_file, short_hash
 from embodied_r.rewards import build_reward_funcs
 from embodied_r.training.dataset import read_training_rows
 from embodied_r.training.grpo import train_grpo
@@ -69,6 +73,36 @@ def score(model: str, rows, params, label: str) -> dict:
     return out
 
 
+class LogHistory(TrainerCallback):
+    """Keeps every GRPO log entry (the final model folder has no ``trainer_state.json``)."""
+
+    def __init__(self) -> None:
+        self.entries: list[dict] = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "reward" in logs:
+            self.entries.append(dict(logs))
+
+
+def by_quarter(entries: list[dict], keys: tuple[str, ...]) -> dict[str, list[float | None]]:
+    """Mean of each key over each quarter of the logged steps (None where a quarter logged nothing)."""
+    out: dict[str, list[float | None]] = {}
+    n = len(entries)
+    for key in keys:
+        quarters = []
+        for q in range(4):
+            values = [e[key] for e in entries[q * n // 4 : (q + 1) * n // 4] if e.get(key) is not None]
+            quarters.append(round(sum(values) / len(values), 3) if values else None)
+        out[key] = quarters
+    return out
+
+
+def write_rows(rows, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(row.model_dump_json() + "\n" for row in rows))
+    return path
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml")
@@ -77,6 +111,9 @@ def main() -> int:
     parser.add_argument("--tag", default="", help="a name for this recipe in the log")
     parser.add_argument("--sft", action="store_true", help="also train and score the SFT baseline")
     parser.add_argument("--no-grpo", action="store_true")
+    parser.add_argument("--categories", default="", help="comma-separated tasks to keep (training and test)")
+    parser.add_argument("--train-limit", type=int, default=0, help="train on the first N training rows only")
+    parser.add_argument("--score-train", action="store_true", help="also score each model on its training rows")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
@@ -86,25 +123,40 @@ def main() -> int:
     data = ROOT / (args.data or params.data_dir) / "training_set"
     base = json.loads((ROOT / (args.data or params.data_dir) / "models" / "base_lm.json").read_text())["path"]
     test_rows = read_training_rows(data / "test.jsonl")
-    train_rows = read_training_rows(data / "train.jsonl")
-    record: dict = {"tag": args.tag, "overrides": overrides, "train_rows": len(train_rows), "test_rows": len(test_rows)}
+    all_train_rows = train_rows = read_training_rows(data / "train.jsonl")
+    if args.categories:
+        keep = set(args.categories.split(","))
+        unknown = keep - {row.category for row in train_rows} - {row.category for row in test_rows}
+        if unknown:
+            parser.error(f"--categories: {sorted(unknown)} not in {data}")
+        train_rows = [row for row in train_rows if row.category in keep]
+        test_rows = [row for row in test_rows if row.category in keep]
+    if args.train_limit:
+        train_rows = train_rows[: args.train_limit]
+    record: dict = {
+        "tag": args.tag, "overrides": overrides, "categories": args.categories, "train_limit": args.train_limit,
+        "train_rows": len(train_rows), "test_rows": len(test_rows),
+    }  # fmt: skip
     print(f"{args.tag or 'recipe'}: {len(train_rows)} train rows, {len(test_rows)} test rows; {overrides}", flush=True)
 
     work = ROOT / ".cache" / "learning"
+    subset = short_hash(json.dumps([args.categories, args.train_limit]))
+    train_path = write_rows(train_rows, work / f"train-{subset}.jsonl")
     cs = params.cold_start
     model = base
     if cs.enabled:
-        key = short_hash(
-            json.dumps([cs.model_dump(), base, (data / "train.jsonl").read_bytes().hex()[:0], len(train_rows)])
-        )
+        key = short_hash(json.dumps([cs.model_dump(), base]), sha256_file(data / "train.jsonl"))
         out = work / f"warm-{key}"
         started = time.perf_counter()
         if not (out / "final").is_dir():
-            examples = format_warmup_examples(train_rows, n=cs.examples, seed=cs.seed, think_text=cs.think_text)
+            # always from the whole training split, so every recipe on the same data shares one warm start
+            examples = format_warmup_examples(all_train_rows, n=cs.examples, seed=cs.seed, think_text=cs.think_text)
             train_supervised(base, examples, out, cs, purpose="cold_start")
         model = str(out / "final")
         record["cold_start_s"] = round(time.perf_counter() - started, 1)
         record["warm"] = score(model, test_rows, params, "warm")
+        if args.score_train:
+            record["warm_train"] = score(model, train_rows, params, "warm@train")
 
     if args.sft:
         from embodied_r.training.traces import reasoning_trace_examples
@@ -120,14 +172,22 @@ def main() -> int:
     if not args.no_grpo:
         out = work / f"grpo-{short_hash(json.dumps([record['overrides'], args.tag, time.time()]))}"
         funcs, names = build_reward_funcs(params.rewards, policy_model_path=base)
+        history = LogHistory()
         started = time.perf_counter()
         outcome = train_grpo(
-            model, data / "train.jsonl", out, params.grpo, funcs, names, params.rewards.schedule, resume=False
-        )
+            model, train_path, out, params.grpo, funcs, names, params.rewards.schedule, resume=False,
+            callbacks=[history],
+        )  # fmt: skip
         record["grpo_s"] = round(time.perf_counter() - started, 1)
         record["grpo_s_per_step"] = round(outcome.seconds_per_step, 2)
         record["grpo_final_metrics"] = outcome.metrics
+        record["grpo_by_quarter"] = by_quarter(
+            history.entries, ("rewards/accuracy/mean", "rewards/format/mean", "frac_reward_zero_std", "entropy")
+        )
+        print(f"  by quarter of the run: {record['grpo_by_quarter']}", flush=True)
         record["grpo"] = score(outcome.final_model_path, test_rows, params, "grpo")
+        if args.score_train:
+            record["grpo_train"] = score(outcome.final_model_path, train_rows, params, "grpo@train")
         if "warm" in record:
             record["gain"] = record["grpo"]["pooled"] - record["warm"]["pooled"]
             print(f"  gain over warm start: {100 * record['gain']:+.1f} points", flush=True)
