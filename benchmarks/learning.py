@@ -33,6 +33,7 @@ import yaml
 from transformers import TrainerCallback
 
 from embodied_r.config import load_params
+from embodied_r.data.records import write_jsonl
 from embodied_r.evaluation.generate import evaluate_model
 from embodied_r.hashing import sha256_file, short_hash
 from embodied_r.rewards import build_reward_funcs
@@ -97,12 +98,6 @@ def by_quarter(entries: list[dict], keys: tuple[str, ...]) -> dict[str, list[flo
     return out
 
 
-def write_rows(rows, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(row.model_dump_json() + "\n" for row in rows))
-    return path
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml")
@@ -141,7 +136,8 @@ def main() -> int:
 
     work = ROOT / ".cache" / "learning"
     subset = short_hash(json.dumps([args.categories, args.train_limit]))
-    train_path = write_rows(train_rows, work / f"train-{subset}.jsonl")
+    train_path = work / f"train-{subset}.jsonl"
+    write_jsonl(train_path, train_rows)
     cs = params.cold_start
     model = base
     if cs.enabled:

@@ -230,11 +230,6 @@ def consonants(completions: list[Any], **kwargs: Any) -> list[float]:
     return [1 - vowel_share(c) for c in completions]
 
 
-class FirstOnly:
-    def weights_at(self, epoch: float | None = None, step_fraction: float | None = None) -> tuple[float, float, float]:
-        return (1.0, 0.0, 0.0)
-
-
 @pytest.mark.slow
 def test_grpo_moves_the_policy_towards_the_reward_it_is_given(tiny_lm: Path, tiny_rows: Path, tmp_path: Path) -> None:
     """The direction of learning, end to end: the same start trained 30 steps on opposite rewards ends apart.
@@ -249,7 +244,8 @@ def test_grpo_moves_the_policy_towards_the_reward_it_is_given(tiny_lm: Path, tin
         cfg = tiny_cfg(
             num_generations=4, max_steps=30, beta=0.0, learning_rate=1e-2, think_prefill=False, log_completions_n=0
         )
-        train_grpo(tiny_lm, tiny_rows, out, cfg, [func], ["format"], FirstOnly(), resume=False)
+        format_throughout = StepSchedule(switch=float("inf"))
+        train_grpo(tiny_lm, tiny_rows, out, cfg, [func], ["format"], format_throughout, resume=False)
         reward = list(logged(out, "rewards/format/mean").values())
         share = reward if func is vowels else [1 - r for r in reward]
         ends[func.__name__] = (sum(share[:5]) / 5, sum(share[-5:]) / 5)
