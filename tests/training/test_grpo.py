@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from pydantic import ValidationError
 
 from embodied_r.training.config import THINK_PREFILL, GrpoTrainingConfig, resolve_bf16
@@ -215,6 +216,42 @@ def test_beta_zero_trains_without_a_reference_model(tiny_lm: Path, tiny_rows: Pa
     assert outcome.global_step == 2 and "kl" not in outcome.metrics
     after = load_file(str(Path(outcome.final_model_path) / "model.safetensors"))
     assert any(not (before[k] == after[k]).all() for k in before if k in after)
+
+
+class PapersWeights:
+    """The paper's second-stage weights (format 0.3, accuracy 0.7): not exact binary fractions."""
+
+    def weights_at(self, epoch: float | None = None, step_fraction: float | None = None) -> tuple[float, float, float]:
+        return (0.3, 0.7, 0.0)
+
+
+def always_one(completions: list[Any], **kwargs: Any) -> list[float]:
+    return [1.0] * len(completions)
+
+
+def always_zero(completions: list[Any], **kwargs: Any) -> list[float]:
+    return [0.0] * len(completions)
+
+
+def test_groups_with_equal_rewards_have_no_advantage_and_are_counted(
+    tiny_lm: Path, tiny_rows: Path, tmp_path: Path
+) -> None:
+    """Every completion earns 0.3 · 1 + 0.7 · 0 (8 a group): no group has variance, so nothing may train.
+
+    Plain TRL 1.16 logs ``frac_reward_zero_std`` 0 here and moves the weights (a uniform ≈ 3e-4 advantage from its
+    float32 group mean); the project's trainer zeroes those advantages and counts the groups.
+    """
+    from safetensors.torch import load_file
+
+    out = tmp_path / "run"
+    cfg = tiny_cfg(num_generations=8, max_steps=2, beta=0.0, learning_rate=1e-2, log_completions_n=0)
+    outcome = train_grpo(tiny_lm, tiny_rows, out, cfg, [always_one, always_zero], ["format", "accuracy"],
+                         PapersWeights(), resume=False)  # fmt: skip
+    assert logged(out, "frac_reward_zero_std") == {1: 1.0, 2: 1.0}
+    assert logged(out, "reward") == {1: pytest.approx(0.3), 2: pytest.approx(0.3)}
+    before = load_file(str(tiny_lm / "model.safetensors"))
+    after = load_file(str(Path(outcome.final_model_path) / "model.safetensors"))
+    assert all(torch.equal(before[k], after[k]) for k in before if k in after)
 
 
 def vowel_share(completion: Any) -> float:

@@ -23,6 +23,9 @@ and gradients to float precision (``tests/training/test_shared_prompt.py``). Cos
 Where the trick does not apply the trainer uses TRL's own code path: vision inputs, vLLM or continuous-batching
 generation, several processes (DDP or DeepSpeed wrap the model's forward, which must then run once per backward),
 logit soft-capping or scaling, or ``shared_prompt=False``.
+
+One correction applies always: groups whose rewards are all equal get an advantage of exactly 0 and are counted in
+``frac_reward_zero_std`` (TRL's float32 mean misses them by an ulp; :mod:`embodied_r.training.advantages`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from trl import GRPOTrainer
 from trl.extras.profiling import profiling_context
 from trl.models import unwrap_model_for_generation
 from trl.trainer.utils import pad
+
+from embodied_r.training.advantages import zero_constant_groups
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +181,31 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
             log.info("shared-prompt GRPO off (%s): using TRL's per-sequence passes", "; ".join(reasons))
             return False
         return True
+
+    # -- advantages -------------------------------------------------------------------------------------------------
+
+    def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        """TRL's, with the advantages of zero-variance groups exactly 0 and ``frac_reward_zero_std`` counting them.
+
+        TRL's float32 group mean misses equal rewards by an ulp when the weights are not binary fractions
+        (:mod:`embodied_r.training.advantages`). Applies to every run, shared prompt or not; with
+        ``normalize_then_sum`` (not used here) TRL's advantages are batch-normalised and left as they are.
+        """
+        output = super()._generate_and_score_completions(inputs)
+        if self.multi_objective_aggregation != "sum_then_normalize":
+            return output
+        mode = "train" if self.model.training else "eval"
+        group = self.num_generations if mode == "train" else self.num_generations_eval
+        local = output["advantages"]
+        # Groups may straddle processes: fix the whole batch, in process order as TRL gathers rewards, then slice.
+        everything = self.accelerator.gather(local)
+        fixed, constant = zero_constant_groups(everything, group)
+        start = self.accelerator.process_index * local.size(0)
+        output["advantages"] = fixed[start : start + local.size(0)]
+        zero_std = self._metrics[mode]["frac_reward_zero_std"]
+        if zero_std:  # TRL appended this batch's (under)count last
+            zero_std[-1] = constant.float().mean().item()
+        return output
 
     # -- log-probabilities ------------------------------------------------------------------------------------------
 
