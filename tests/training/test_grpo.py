@@ -2,7 +2,8 @@
 
 Every run is a few real TRL GRPO steps of the tiny offline model (``conftest.py``) on 8 rows with 2 completions
 of at most 8 tokens. Rewards and schedule are the tests' own, so these tests do not depend on the rewards module
-(the two-process run goes through the command line and the real ``embodied_r.rewards``).
+(the two-process run goes through the command line and the real ``embodied_r.rewards``; the zero-variance test
+takes the project's ``RewardSchedule``, whose normalised paper weights are what TRL rounds).
 """
 
 from __future__ import annotations
@@ -218,13 +219,6 @@ def test_beta_zero_trains_without_a_reference_model(tiny_lm: Path, tiny_rows: Pa
     assert any(not (before[k] == after[k]).all() for k in before if k in after)
 
 
-class PapersWeights:
-    """The paper's second-stage weights (format 0.3, accuracy 0.7): not exact binary fractions."""
-
-    def weights_at(self, epoch: float | None = None, step_fraction: float | None = None) -> tuple[float, float, float]:
-        return (0.3, 0.7, 0.0)
-
-
 def always_one(completions: list[Any], **kwargs: Any) -> list[float]:
     return [1.0] * len(completions)
 
@@ -243,10 +237,14 @@ def test_groups_with_equal_rewards_have_no_advantage_and_are_counted(
     """
     from safetensors.torch import load_file
 
+    from embodied_r.rewards import RewardSchedule
+
+    # The paper's second stage, 3:7:0, normalised by the project's schedule to 0.3 / 0.7: not binary fractions.
+    papers_weights = RewardSchedule.model_validate([{"until_fraction": 1.0, "weights": [3, 7, 0]}])
     out = tmp_path / "run"
     cfg = tiny_cfg(num_generations=8, max_steps=2, beta=0.0, learning_rate=1e-2, log_completions_n=0)
     outcome = train_grpo(tiny_lm, tiny_rows, out, cfg, [always_one, always_zero], ["format", "accuracy"],
-                         PapersWeights(), resume=False)  # fmt: skip
+                         papers_weights, resume=False)  # fmt: skip
     assert logged(out, "frac_reward_zero_std") == {1: 1.0, 2: 1.0}
     assert logged(out, "reward") == {1: pytest.approx(0.3), 2: pytest.approx(0.3)}
     before = load_file(str(tiny_lm / "model.safetensors"))
