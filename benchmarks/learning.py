@@ -178,8 +178,10 @@ def main() -> int:
         record["grpo_s_per_step"] = round(outcome.seconds_per_step, 2)
         record["grpo_final_metrics"] = outcome.metrics
         record["grpo_by_quarter"] = by_quarter(
-            history.entries, ("rewards/accuracy/mean", "rewards/format/mean", "frac_reward_zero_std", "entropy")
-        )
+            history.entries,
+            ("rewards/accuracy/mean", "rewards/format/mean", "frac_reward_zero_std", "entropy",
+             "dynamic_sampling/draws", "dynamic_sampling/zero_std_trained"),
+        )  # fmt: skip
         print(f"  by quarter of the run: {record['grpo_by_quarter']}", flush=True)
         record["grpo"] = score(outcome.final_model_path, test_rows, params, "grpo")
         if args.score_train:

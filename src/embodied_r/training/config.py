@@ -82,6 +82,15 @@ class GrpoTrainingConfig(BaseModel):
         "inside its reasoning; the reward functions see the prefill prepended to each completion.",
     )
 
+    dynamic_sampling: int = Field(
+        0,
+        ge=0,
+        description="Not in the paper (paper: 0 = off). DAPO's dynamic sampling: after a batch is scored, redraw "
+        "each group whose completions all earned the same reward (no signal) from a fresh prompt, up to this many "
+        "rounds a step; still-constant groups then train as they are. Costs a generation per round for the "
+        "redrawn groups only. One process, text models.",
+    )
+
     # --- speed (same math) -----------------------------------------------------------------------------------------
     shared_prompt: bool = Field(
         True,

@@ -63,6 +63,7 @@ RewardFunc = Callable[..., list[float | None]]
 REQUIRED_COLUMNS: tuple[str, ...] = ("prompt", "solution")
 #: Metrics of the last logged step that :class:`TrainOutcome` reports.
 OUTCOME_METRICS: tuple[str, ...] = ("reward", "reward_std", "kl", "completions/mean_length", "entropy")
+OUTCOME_PREFIXES: tuple[str, ...] = ("rewards/", "schedule/", "dynamic_sampling/")
 _MLFLOW_ENV = (
     "MLFLOW_RUN_ID",
     "MLFLOW_TRACKING_URI",
@@ -187,6 +188,7 @@ def train_grpo(
             train_dataset=train_dataset,
             eval_dataset=eval_dataset,
             shared_prompt=cfg.shared_prompt,
+            dynamic_sampling=cfg.dynamic_sampling,
         )
         if trainer.args.world_size != world_size:
             raise RuntimeError(f"WORLD_SIZE says {world_size} processes but the trainer runs {trainer.args.world_size}")
@@ -522,6 +524,32 @@ def _checkpoint_step(checkpoint: str | None) -> int:
     return int(json.loads(state.read_text())["global_step"]) if state.is_file() else 0
 
 
+def run_means(history: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Whole-run means of the signal diagnostics (``run/…``): whether GRPO had anything to learn from.
+
+    ``run/zero_std_trained`` is the share of trained groups whose rewards were all equal (no gradient from the
+    advantage): ``dynamic_sampling/zero_std_trained`` when dynamic sampling ran, else ``frac_reward_zero_std``;
+    ``run/draws_per_step`` the scoring rounds a step took (dynamic sampling only).
+
+    >>> run_means([{"frac_reward_zero_std": 1.0}, {"frac_reward_zero_std": 0.5}, {"loss": 0.1}])
+    {'run/zero_std_trained': 0.75}
+    """
+
+    def mean(key: str) -> float | None:
+        values = [float(e[key]) for e in history if e.get(key) is not None]
+        return sum(values) / len(values) if values else None
+
+    out = {}
+    trained = mean("dynamic_sampling/zero_std_trained")
+    trained = trained if trained is not None else mean("frac_reward_zero_std")
+    if trained is not None:
+        out["run/zero_std_trained"] = trained
+    draws = mean("dynamic_sampling/draws")
+    if draws is not None:
+        out["run/draws_per_step"] = draws
+    return out
+
+
 def _outcome(
     trainer: Any,
     final: Path,
@@ -535,8 +563,9 @@ def _outcome(
     reported = {
         key: float(value)
         for key, value in last.items()
-        if value is not None and (key in OUTCOME_METRICS or key.startswith(("rewards/", "schedule/")))
+        if value is not None and (key in OUTCOME_METRICS or key.startswith(OUTCOME_PREFIXES))
     }
+    reported.update(run_means(history))  # the whole training, resumed parts included
     step_times = [entry["step_time"] for entry in history if entry.get("step_time") is not None]
     steps = trainer.state.global_step - start_step
     runtime = float(metrics.get("train_runtime", 0.0))

@@ -25,7 +25,8 @@ generation, several processes (DDP or DeepSpeed wrap the model's forward, which 
 logit soft-capping or scaling, or ``shared_prompt=False``.
 
 One correction applies always: groups whose rewards are all equal get an advantage of exactly 0 and are counted in
-``frac_reward_zero_std`` (TRL's float32 mean misses them by an ulp; :mod:`embodied_r.training.advantages`).
+``frac_reward_zero_std`` (TRL's float32 mean misses them by an ulp; :mod:`embodied_r.training.advantages`). With
+``dynamic_sampling`` rounds such groups are redrawn from fresh prompts (:mod:`embodied_r.training.dynamic_sampling`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from trl.models import unwrap_model_for_generation
 from trl.trainer.utils import pad
 
 from embodied_r.training.advantages import zero_constant_groups
+from embodied_r.training.dynamic_sampling import replace_groups, replacement_order
 
 log = logging.getLogger(__name__)
 
@@ -161,9 +163,29 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
     back to TRL's code, logged once.
     """
 
-    def __init__(self, *args: Any, shared_prompt: bool = True, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, shared_prompt: bool = True, dynamic_sampling: int = 0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.shared_prompt = shared_prompt and self._shared_prompt_possible()
+        if dynamic_sampling < 0:
+            raise ValueError(f"dynamic_sampling must be >= 0 rounds, got {dynamic_sampling}")
+        self.dynamic_sampling = dynamic_sampling
+        if dynamic_sampling:
+            self._check_dynamic_sampling()
+
+    def _check_dynamic_sampling(self) -> None:
+        reasons = []
+        if self.accelerator.num_processes > 1:
+            reasons.append(f"{self.accelerator.num_processes} processes (each would redraw a different number of "
+                           "groups; run one process or turn it off)")  # fmt: skip
+        if getattr(self, "_is_vlm", False) or getattr(self, "environment_factories", None) is not None:
+            reasons.append("a vision-language model or tool environments (only text batches are merged)")
+        if self.multi_objective_aggregation != "sum_then_normalize" or self.scale_rewards == "batch":
+            reasons.append("batch-normalised advantages (a redrawn group would change every other group's)")
+        if self.num_iterations > 1:
+            reasons.append("num_iterations > 1")
+        if reasons:
+            raise ValueError("grpo.dynamic_sampling is not supported with " + "; ".join(reasons)
+                             + ": set grpo.dynamic_sampling: 0")  # fmt: skip
 
     def _shared_prompt_possible(self) -> bool:
         reasons = []
@@ -182,21 +204,56 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
             return False
         return True
 
-    # -- advantages -------------------------------------------------------------------------------------------------
+    # -- advantages and dynamic sampling ----------------------------------------------------------------------------
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
-        """TRL's, with the advantages of zero-variance groups exactly 0 and ``frac_reward_zero_std`` counting them.
+        """TRL's generation and scoring, with exact zero-variance advantages, then dynamic sampling if asked.
 
-        TRL's float32 group mean misses equal rewards by an ulp when the weights are not binary fractions
-        (:mod:`embodied_r.training.advantages`). Applies to every run, shared prompt or not; with
+        With ``dynamic_sampling`` rounds, a training batch's constant groups are replaced by fresh prompts' groups
+        until none is left or the rounds are spent (:mod:`embodied_r.training.dynamic_sampling`).
+        """
+        output, constant = self._score_groups(inputs)
+        if not self.model.training or self.dynamic_sampling == 0:
+            return output
+        group = self.num_generations
+        order = replacement_order(len(self.train_dataset), self.args.seed, self.state.global_step)
+        seen = {_prompt_key(row) for row in inputs}
+        pool = (i for i in order if _prompt_key(self.train_dataset[i]) not in seen)
+        draws = 1
+        for _ in range(self.dynamic_sampling):
+            todo = [g for g, flat in enumerate(constant) if flat]
+            pairs = list(zip(todo, pool, strict=False))  # todo first: no prompt is drawn past the last group
+            if not pairs:
+                break
+            todo, fresh = [g for g, _ in pairs], [i for _, i in pairs]
+            rows = [self.train_dataset[i] for i in fresh for _ in range(group)]
+            seen.update(_prompt_key(row) for row in rows)
+            redrawn, redrawn_constant = self._score_groups(rows)
+            output = replace_groups(output, redrawn, todo, group, self._tokenizer.pad_token_id)
+            for g, flat in zip(todo, redrawn_constant, strict=True):
+                constant[g] = flat
+            draws += 1
+        metrics = self._metrics["train"]
+        metrics["dynamic_sampling/draws"].append(float(draws))
+        # Measured on what reaches the loss: groups whose advantages are all 0.
+        trained_flat = (output["advantages"].view(-1, group) == 0).all(dim=1)
+        metrics["dynamic_sampling/zero_std_trained"].append(trained_flat.float().mean().item())
+        return output
+
+    def _score_groups(self, inputs: list[dict[str, Any]]) -> tuple[dict[str, Any], list[bool]]:
+        """TRL's ``_generate_and_score_completions`` with every zero-variance group's advantage exactly 0.
+
+        Returns the batch and, per group of this process's rows, whether its rewards were all equal. TRL's float32
+        group mean misses equal rewards by an ulp when the weights are not binary fractions
+        (:mod:`embodied_r.training.advantages`); ``frac_reward_zero_std`` is recounted. With
         ``normalize_then_sum`` (not used here) TRL's advantages are batch-normalised and left as they are.
         """
         output = super()._generate_and_score_completions(inputs)
-        if self.multi_objective_aggregation != "sum_then_normalize":
-            return output
         mode = "train" if self.model.training else "eval"
         group = self.num_generations if mode == "train" else self.num_generations_eval
         local = output["advantages"]
+        if self.multi_objective_aggregation != "sum_then_normalize":
+            return output, [False] * (local.size(0) // group)
         # Groups may straddle processes: fix the whole batch, in process order as TRL gathers rewards, then slice.
         everything = self.accelerator.gather(local)
         fixed, constant = zero_constant_groups(everything, group)
@@ -205,7 +262,7 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
         zero_std = self._metrics[mode]["frac_reward_zero_std"]
         if zero_std:  # TRL appended this batch's (under)count last
             zero_std[-1] = constant.float().mean().item()
-        return output
+        return output, constant[start : start + local.size(0) : group].tolist()
 
     # -- log-probabilities ------------------------------------------------------------------------------------------
 
@@ -267,6 +324,12 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
         eos_idx[is_eos.any(dim=1)] = is_eos.int().argmax(dim=1)[is_eos.any(dim=1)]
         keep = torch.arange(is_eos.size(1), device=device).expand(is_eos.size(0), -1) <= eos_idx.unsqueeze(1)
         return [c[m].tolist() for c, m in zip(completion_ids.cpu(), keep.cpu(), strict=True)], None
+
+
+def _prompt_key(row: dict[str, Any]) -> str:
+    """A training row's prompt as a hashable key (conversational prompts are lists of messages)."""
+    prompt = row["prompt"]
+    return prompt if isinstance(prompt, str) else repr(prompt)
 
 
 def generate_with_shared_prompts(
