@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
+from trl.trainer.utils import pad
 
 #: Batch fields padded on the left (prompts) and on the right (completions) by TRL.
 LEFT_PADDED = {"prompt_ids", "prompt_mask"}
@@ -31,11 +31,13 @@ PER_ROW = {"advantages"}
 MERGEABLE = LEFT_PADDED | RIGHT_PADDED | PER_ROW | {"num_items_in_batch"}
 
 
-def _widen(tensor: torch.Tensor, width: int, side: str, value: float) -> torch.Tensor:
-    missing = width - tensor.size(1)
-    if missing <= 0:
-        return tensor
-    return F.pad(tensor, (missing, 0) if side == "left" else (0, missing), value=value)
+def flat_groups(advantages: torch.Tensor, group_size: int) -> list[int]:
+    """Indices of the groups without a signal: every advantage 0 (after ``zero_constant_groups``: equal rewards).
+
+    >>> flat_groups(torch.tensor([0.0, 0.0, 0.5, -0.5, 0.0, 0.0]), 2)
+    [0, 2]
+    """
+    return (advantages.view(-1, group_size) == 0).all(dim=1).nonzero().flatten().tolist()
 
 
 def replace_groups(
@@ -79,12 +81,11 @@ def replace_groups(
         new = replacement[key]
         if key in PER_ROW:
             old = old.clone()
-        else:
+        else:  # both padded to the wider, by TRL's own helper (a new tensor)
             side = "left" if key in LEFT_PADDED else "right"
             value = pad_token_id if key in ("prompt_ids", "completion_ids") else 0
-            width = max(old.size(1), new.size(1))
-            old, new = _widen(old, width, side, value), _widen(new, width, side, value)
-            old = old.clone()
+            both = pad([*old, *new.to(old.dtype)], padding_value=value, padding_side=side)
+            old, new = both[: old.size(0)], both[old.size(0) :]
         if rows is not None:
             old[rows.to(old.device)] = new.to(old.dtype)
         merged[key] = old
@@ -104,4 +105,4 @@ def replacement_order(num_rows: int, seed: int, step: int) -> list[int]:
     return torch.randperm(num_rows, generator=generator).tolist()
 
 
-__all__ = ["replace_groups", "replacement_order"]
+__all__ = ["flat_groups", "replace_groups", "replacement_order"]

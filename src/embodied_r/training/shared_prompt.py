@@ -41,7 +41,7 @@ from trl.models import unwrap_model_for_generation
 from trl.trainer.utils import pad
 
 from embodied_r.training.advantages import zero_constant_groups
-from embodied_r.training.dynamic_sampling import replace_groups, replacement_order
+from embodied_r.training.dynamic_sampling import flat_groups, replace_groups, replacement_order
 
 log = logging.getLogger(__name__)
 
@@ -212,48 +212,44 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
         With ``dynamic_sampling`` rounds, a training batch's constant groups are replaced by fresh prompts' groups
         until none is left or the rounds are spent (:mod:`embodied_r.training.dynamic_sampling`).
         """
-        output, constant = self._score_groups(inputs)
+        output = self._score_groups(inputs)
         if not self.model.training or self.dynamic_sampling == 0:
             return output
         group = self.num_generations
         order = replacement_order(len(self.train_dataset), self.args.seed, self.state.global_step)
         seen = {_prompt_key(row) for row in inputs}
-        pool = (i for i in order if _prompt_key(self.train_dataset[i]) not in seen)
+        pool = (row for row in map(self.train_dataset.__getitem__, order) if _prompt_key(row) not in seen)
         draws = 1
         for _ in range(self.dynamic_sampling):
-            todo = [g for g, flat in enumerate(constant) if flat]
-            pairs = list(zip(todo, pool, strict=False))  # todo first: no prompt is drawn past the last group
+            pairs = list(zip(flat_groups(output["advantages"], group), pool, strict=False))  # no row drawn past need
             if not pairs:
                 break
-            todo, fresh = [g for g, _ in pairs], [i for _, i in pairs]
-            rows = [self.train_dataset[i] for i in fresh for _ in range(group)]
-            seen.update(_prompt_key(row) for row in rows)
-            redrawn, redrawn_constant = self._score_groups(rows)
+            todo, fresh = [g for g, _ in pairs], [row for _, row in pairs]
+            seen.update(_prompt_key(row) for row in fresh)
+            redrawn = self._score_groups([dict(row) for row in fresh for _ in range(group)])
             output = replace_groups(output, redrawn, todo, group, self._tokenizer.pad_token_id)
-            for g, flat in zip(todo, redrawn_constant, strict=True):
-                constant[g] = flat
             draws += 1
         metrics = self._metrics["train"]
         metrics["dynamic_sampling/draws"].append(float(draws))
-        # Measured on what reaches the loss: groups whose advantages are all 0.
-        trained_flat = (output["advantages"].view(-1, group) == 0).all(dim=1)
-        metrics["dynamic_sampling/zero_std_trained"].append(trained_flat.float().mean().item())
+        # Measured on what reaches the loss.
+        num_groups = output["advantages"].numel() // group
+        metrics["dynamic_sampling/zero_std_trained"].append(len(flat_groups(output["advantages"], group)) / num_groups)
         return output
 
-    def _score_groups(self, inputs: list[dict[str, Any]]) -> tuple[dict[str, Any], list[bool]]:
+    def _score_groups(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         """TRL's ``_generate_and_score_completions`` with every zero-variance group's advantage exactly 0.
 
-        Returns the batch and, per group of this process's rows, whether its rewards were all equal. TRL's float32
-        group mean misses equal rewards by an ulp when the weights are not binary fractions
-        (:mod:`embodied_r.training.advantages`); ``frac_reward_zero_std`` is recounted. With
-        ``normalize_then_sum`` (not used here) TRL's advantages are batch-normalised and left as they are.
+        TRL's float32 group mean misses equal rewards by an ulp when the weights are not binary fractions
+        (:mod:`embodied_r.training.advantages`); ``frac_reward_zero_std`` is recounted. Applies to every run, shared
+        prompt or not; with ``normalize_then_sum`` (not used here) TRL's advantages are batch-normalised and left
+        as they are.
         """
         output = super()._generate_and_score_completions(inputs)
+        if self.multi_objective_aggregation != "sum_then_normalize":
+            return output
         mode = "train" if self.model.training else "eval"
         group = self.num_generations if mode == "train" else self.num_generations_eval
         local = output["advantages"]
-        if self.multi_objective_aggregation != "sum_then_normalize":
-            return output, [False] * (local.size(0) // group)
         # Groups may straddle processes: fix the whole batch, in process order as TRL gathers rewards, then slice.
         everything = self.accelerator.gather(local)
         fixed, constant = zero_constant_groups(everything, group)
@@ -262,7 +258,7 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
         zero_std = self._metrics[mode]["frac_reward_zero_std"]
         if zero_std:  # TRL appended this batch's (under)count last
             zero_std[-1] = constant.float().mean().item()
-        return output, constant[start : start + local.size(0) : group].tolist()
+        return output
 
     # -- log-probabilities ------------------------------------------------------------------------------------------
 
