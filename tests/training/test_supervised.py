@@ -92,25 +92,43 @@ def test_prefilled_prompts_end_inside_the_reasoning(tiny_lm):
         render_examples([{**ex[0], "completion": "B"}], tokenizer, think_prefill=True)
 
 
-def test_completion_only_loss_equals_trls_loss(tiny_lm, tmp_path):
-    """The loss computed from completion positions only is TRL's token-mean NLL over the same batch."""
+@pytest.mark.parametrize("shared_system", [False, True], ids=["same-prompts", "different-prompts"])
+def test_completion_only_loss_equals_trls_loss(tiny_lm, tmp_path, monkeypatch, shared_system):
+    """The loss computed from completion positions only, with the rows' common start run once, is TRL's token-mean
+    NLL over the same batch, with the same gradients."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig as TrlSFTConfig
     from trl import SFTTrainer
 
+    from embodied_r.training import supervised
+    from embodied_r.training.common_prefix import hidden_after_common_prefix
+
+    rows = [row(i) for i in range(4)]
+    if shared_system:  # a common system prompt, then prompts of different lengths
+        rows = [r.model_copy(update={"prompt": [{"role": "system", "content": "Think, then answer. " * 4},
+                                                {"role": "user", "content": f"Frame 0: {'a chair. ' * i}Where?"}]})
+                for i, r in enumerate(rows, start=1)]  # fmt: skip
+    shared = []
+    monkeypatch.setattr(supervised, "hidden_after_common_prefix", lambda *a: shared.append(a[3]) or
+                        hidden_after_common_prefix(*a))  # fmt: skip
     tokenizer = AutoTokenizer.from_pretrained(tiny_lm)
-    examples = render_examples(format_warmup_examples([row(i) for i in range(4)], n=4, seed=0), tokenizer, False)
+    examples = render_examples(format_warmup_examples(rows, n=4, seed=0), tokenizer, False)
     args = TrlSFTConfig(output_dir=str(tmp_path), report_to="none", use_cpu=True, bf16=False, max_length=None,
                         per_device_train_batch_size=4, activation_checkpointing=False)  # fmt: skip
-    losses = []
+    losses, grads = [], []
     for cls in (SFTTrainer, completion_only_trainer()):
         torch.manual_seed(0)
         model = AutoModelForCausalLM.from_pretrained(tiny_lm, dtype=torch.float32)
         trainer = cls(model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tokenizer)
         batch = next(iter(trainer.get_train_dataloader()))
-        losses.append(trainer.compute_loss(model, dict(batch)).item())
+        loss = trainer.compute_loss(model, dict(batch))
+        loss.backward()
+        losses.append(loss.item())
+        grads.append(model.model.layers[0].self_attn.q_proj.weight.grad.clone())
+    assert len(shared) == 1 and shared[0] >= 16  # the common start was shared, TRL's path does not share
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-3, atol=1e-6)
 
 
 @pytest.mark.slow

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from embodied_r.answers import AnswerMode
 from embodied_r.evaluation.metrics import aggregate, score_sample
 from embodied_r.rewards import ConsistencyJudge, JudgeItem
+from embodied_r.training.common_prefix import MIN_SHARED_TOKENS, common_prefix_length, generate_after_common_prefix
 from embodied_r.training.rows import TrainingRow
 
 log = logging.getLogger(__name__)
@@ -108,13 +109,16 @@ def generate_completions(
     device: str | None = None,
     precision: Literal["auto", "bf16", "fp32"] = "auto",
     progress: bool = True,
+    share_prefix: bool = True,
 ) -> list[Generation]:
     """Greedy completions of ``rows``' chat prompts by the model in ``model_dir``, in row order.
 
     ``precision``: the weights' dtype, as ``grpo.precision`` (``auto``: bf16 on CUDA or an AMX CPU).
     Prompts are rendered with ``apply_chat_template(add_generation_prompt=True)``, sorted by length (less padding;
     the output keeps row order), left-padded and decoded ``batch_size`` at a time with ``do_sample=False``. The
-    token count stops at the first EOS; ``truncated`` means no EOS within ``max_new_tokens``.
+    token count stops at the first EOS; ``truncated`` means no EOS within ``max_new_tokens``. With
+    ``share_prefix`` the tokens every prompt starts with (system prompt, role, video preamble) are computed once per
+    batch (:mod:`embodied_r.training.common_prefix`): the same greedy completions, ~40% less prefill.
 
     >>> gens = generate_completions("models/final", rows, max_new_tokens=512)  # doctest: +SKIP
     >>> gens[0].text, gens[0].completion_tokens  # doctest: +SKIP
@@ -137,20 +141,25 @@ def generate_completions(
     eos = _eos_ids(tokenizer, model)
 
     texts = [tokenizer.apply_chat_template(r.prompt, add_generation_prompt=True, tokenize=False) for r in rows]
-    order = sorted(range(len(rows)), key=lambda i: (-len(texts[i]), i))
+    encoded = [tokenizer(t, add_special_tokens=False).input_ids for t in texts]
+    prefix_len = common_prefix_length(encoded) if share_prefix else 0
+    if prefix_len < MIN_SHARED_TOKENS:
+        prefix_len = 0
+    order = sorted(range(len(rows)), key=lambda i: (-len(encoded[i]), i))
     results: list[Generation | None] = [None] * len(rows)
     batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+    greedy = {"do_sample": False, "max_new_tokens": max_new_tokens, "pad_token_id": tokenizer.pad_token_id}
     for batch in tqdm(batches, desc="generate", unit="batch", disable=not progress):
-        enc = tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False)
-        enc = {k: v.to(device) for k, v in enc.items()}
         with torch.inference_mode():
-            out = model.generate(
-                **enc,
-                do_sample=False,
-                max_new_tokens=max_new_tokens,
-                pad_token_id=tokenizer.pad_token_id,
-            )
-        new_tokens = out[:, enc["input_ids"].shape[1] :].tolist()
+            if prefix_len:
+                new_tokens = generate_after_common_prefix(
+                    model, [encoded[i] for i in batch], prefix_len, tokenizer.pad_token_id, **greedy
+                )
+            else:
+                enc = tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False)
+                enc = {k: v.to(device) for k, v in enc.items()}
+                out = model.generate(**enc, **greedy)
+                new_tokens = out[:, enc["input_ids"].shape[1] :].tolist()
         for i, ids in zip(batch, new_tokens, strict=True):
             end = next((k + 1 for k, t in enumerate(ids) if t in eos), None)
             kept = ids if end is None else ids[:end]
@@ -159,7 +168,13 @@ def generate_completions(
                 completion_tokens=len(kept),
                 truncated=end is None and len(kept) >= max_new_tokens,
             )
-    log.info("generated %d completions with %s (max_new_tokens=%d)", len(rows), model_dir, max_new_tokens)
+    log.info(
+        "generated %d completions with %s (max_new_tokens=%d, %d shared prefix tokens)",
+        len(rows),
+        model_dir,
+        max_new_tokens,
+        prefix_len,
+    )
     return [g for g in results if g is not None]
 
 
@@ -229,6 +244,7 @@ def evaluate_model(
     bootstrap_samples: int = 1000,
     seed: int = 0,
     progress: bool = True,
+    share_prefix: bool = True,
 ) -> EvalResult:
     """Generate greedily for ``rows``, score, optionally judge consistency, aggregate.
 
@@ -249,6 +265,7 @@ def evaluate_model(
         device=device,
         precision=precision,
         progress=progress,
+        share_prefix=share_prefix,
     )
     samples = [
         score_sample(g.text, row, think_prefill=prefill, answer_mode=answer_mode, completion_tokens=g.completion_tokens)
@@ -276,6 +293,7 @@ def evaluate_model(
         "max_new_tokens": max_new_tokens,
         "batch_size": batch_size,
         "padding_side": "left",
+        "share_prefix": share_prefix,
         "precision": precision,
         "answer_mode": answer_mode,
         "think_prefill": prefill,

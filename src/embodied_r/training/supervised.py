@@ -30,6 +30,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from transformers import TrainerCallback
 
+from embodied_r.training.common_prefix import hidden_after_common_prefix
 from embodied_r.training.config import THINK_PREFILL, resolve_bf16
 from embodied_r.training.progress import use_quiet_progress
 from embodied_r.training.rows import TrainingRow
@@ -252,13 +253,35 @@ def train_supervised(
     )
 
 
+def shared_prefix_length(inputs: dict[str, Any], kept: torch.Tensor) -> int:
+    """Tokens at the start that every row of the batch shares and that carry no label (0 = nothing to share).
+
+    Only plain batches qualify: input ids and a 2-D attention mask, nothing else (no packing, no position ids).
+    """
+    from embodied_r.training.common_prefix import MIN_SHARED_TOKENS, batch_prefix_length
+
+    if set(inputs) != {"input_ids", "attention_mask"} or inputs["input_ids"].size(0) < 2:
+        return 0
+    ids, mask = inputs["input_ids"], inputs["attention_mask"]
+    if mask.dim() != 2:
+        return 0
+    n = batch_prefix_length(ids, mask)
+    # kept[:, t] says position t predicts a label: its hidden state is needed, so the prefix ends before it.
+    labelled = kept.any(0)
+    if labelled.any():
+        n = min(n, int(labelled.long().argmax()))
+    return n if n >= MIN_SHARED_TOKENS else 0
+
+
 def completion_only_trainer() -> type:
     """``SFTTrainer`` that projects only the supervised positions through the LM head.
 
     TRL's fused LM head scores *every* position off CUDA (in fp32, to avoid recompilation on other accelerators);
     here almost every position is prompt, whose labels are -100. In one process the loss is computed from the
     backbone's hidden states at the completion positions only — the same token-mean negative log-likelihood — which
-    makes a cold-start step several times faster on a CPU. Wrapped models (DDP, DeepSpeed) use TRL's own loss.
+    makes a cold-start step several times faster on a CPU. The prompt start that every row of a micro-batch shares
+    (system prompt, role, video preamble) is run once for the micro-batch (:mod:`embodied_r.training.common_prefix`).
+    Wrapped models (DDP, DeepSpeed) use TRL's own loss.
     """
     from trl import SFTTrainer
 
@@ -270,8 +293,15 @@ def completion_only_trainer() -> type:
             labels = inputs["labels"][:, 1:]
             kept = labels != -100
             backbone_inputs = {k: v for k, v in inputs.items() if k not in ("labels", "completion_mask")}
+            shared = shared_prefix_length(backbone_inputs, kept)
             with self.accelerator.autocast():  # accelerate autocasts model.forward, not the backbone called here
-                hidden = model.base_model(**backbone_inputs, use_cache=False).last_hidden_state[:, :-1]
+                if shared:  # the prompt start all rows share, run once (same loss and gradients)
+                    hidden = hidden_after_common_prefix(
+                        model.base_model, backbone_inputs["input_ids"], backbone_inputs["attention_mask"], shared
+                    )[:, :-1]
+                    labels, kept = labels[:, shared:], kept[:, shared:]
+                else:
+                    hidden = model.base_model(**backbone_inputs, use_cache=False).last_hidden_state[:, :-1]
                 logits = model.get_output_embeddings()(hidden[kept]).float()
             targets = labels[kept]
             count = kept.sum() if num_items_in_batch is None else num_items_in_batch
