@@ -22,3 +22,34 @@ def test_log_history_keeps_only_training_logs() -> None:
     history.on_log(None, None, None, logs={"train_runtime": 12.0})  # the end-of-run summary
     history.on_log(None, None, None, logs=None)
     assert history.entries == [{"reward": 0.5, "rewards/accuracy/mean": 0.25}]
+
+
+def test_learnability_writes_a_curve_for_each_prompt_gradient(tmp_path, monkeypatch) -> None:
+    import json
+    import sys
+
+    from benchmarks import learnability
+    from embodied_r.models.tiny import build_tiny_lm
+    from tests.training.conftest import write_tiny_rows
+
+    data = tmp_path / "training_set"
+    data.mkdir()
+    write_tiny_rows(data / "train.jsonl", n=6)
+    write_tiny_rows(data / "test.jsonl", n=4, split="test")
+    model = build_tiny_lm(tmp_path / "lm")
+    out = tmp_path / "learnability.jsonl"
+    for grad in ("all", "none"):
+        argv = ["learnability", "--model", str(model), "--data", str(data), "--examples", "8", "--eval-every", "4",
+                "--batch", "3", "--prompt-grad", grad, "--lr", "1e-2", "--out", str(out)]  # fmt: skip
+        monkeypatch.setattr(sys, "argv", argv)
+        assert learnability.main() == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["args"]["prompt_grad"] for r in records] == ["all", "none"]
+    for record in records:
+        assert record["shared_tokens"] >= 16  # the tiny rows share their system prompt and more
+        curve = record["curve"]
+        assert [point["examples"] for point in curve] == [0, 6, 8]  # batches of 3, evaluated after 4 and at the end
+        assert all(0.0 <= point["pooled"] <= 1.0 for point in curve)
+        assert all(point["loss"] > 0 and point["s_per_example"] > 0 for point in curve[1:])
+    # lr 1e-2 moves a tiny model: the training loss changes between the two evaluations
+    assert records[0]["curve"][1]["loss"] != records[0]["curve"][2]["loss"]
