@@ -13,7 +13,8 @@ CPU); ``all`` is the exact gradient. The prompt start all rows share is run once
     .venv/bin/python benchmarks/learnability.py --categories obj_appearance_order --examples 320 --lr 1e-4
     .venv/bin/python benchmarks/learnability.py --prompt-grad none --examples 800 --eval-every 200
 
-Appends its record (the whole curve) to ``--out`` (``benchmarks/out/learnability.jsonl``).
+Appends its record (the whole curve) to ``--out`` (``benchmarks/out/learnability.jsonl``), also when stopped early
+(Ctrl-C or ``kill``): then with the points measured so far and ``"stopped": true``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import argparse
 import json
 import os
 import random
+import signal
 import sys
 import time
 from contextlib import nullcontext
@@ -40,6 +42,10 @@ from embodied_r.training.supervised import NEUTRAL_THINK
 from embodied_r.vocabulary import LETTERS
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def main() -> int:
@@ -105,31 +111,39 @@ def main() -> int:
     curve = [{"examples": 0, **evaluate()}]
     print(f"  0 examples: test {curve[-1]['pooled']:.3f} {curve[-1]['per_category']}", flush=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
-    seen, losses, train_s = 0, [], 0.0
-    while seen < args.examples:
-        for start in range(0, len(train), args.batch):
-            step_started = time.perf_counter()
-            batch = list(range(start, min(start + args.batch, len(train), start + args.examples - seen)))
-            logits = answer_logits([enc_train[i] for i in batch], grad=True)
-            target = torch.tensor([letter_ids[train[i].solution] for i in batch])
-            loss = torch.nn.functional.cross_entropy(logits.float(), target)
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
-            losses.append(loss.item())
-            train_s += time.perf_counter() - step_started
-            before, seen = seen, seen + len(batch)
-            if seen // args.eval_every != before // args.eval_every or seen >= args.examples:
-                recent = losses[-max(1, args.eval_every // args.batch) :]
-                curve.append({"examples": seen, "loss": sum(recent) / len(recent), "s_per_example": train_s / seen,
-                              **evaluate()})  # fmt: skip
-                print(f"  {seen} examples: loss {curve[-1]['loss']:.3f}, test {curve[-1]['pooled']:.3f} "
-                      f"{ {c: round(v, 3) for c, v in curve[-1]['per_category'].items()} } "
-                      f"({curve[-1]['s_per_example']:.2f} s an example)", flush=True)  # fmt: skip
-            if seen >= args.examples:
-                break
+    seen, losses, train_s, stopped = 0, [], 0.0, False
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` keeps the curve so far, like Ctrl-C
+    try:
+        while seen < args.examples:
+            for start in range(0, len(train), args.batch):
+                step_started = time.perf_counter()
+                batch = list(range(start, min(start + args.batch, len(train), start + args.examples - seen)))
+                logits = answer_logits([enc_train[i] for i in batch], grad=True)
+                target = torch.tensor([letter_ids[train[i].solution] for i in batch])
+                loss = torch.nn.functional.cross_entropy(logits.float(), target)
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad()
+                losses.append(loss.item())
+                train_s += time.perf_counter() - step_started
+                before, seen = seen, seen + len(batch)
+                if seen // args.eval_every != before // args.eval_every or seen >= args.examples:
+                    recent = losses[-max(1, args.eval_every // args.batch) :]
+                    curve.append({"examples": seen, "loss": sum(recent) / len(recent), "s_per_example": train_s / seen,
+                                  **evaluate()})  # fmt: skip
+                    print(f"  {seen} examples: loss {curve[-1]['loss']:.3f}, test {curve[-1]['pooled']:.3f} "
+                          f"{ {c: round(v, 3) for c, v in curve[-1]['per_category'].items()} } "
+                          f"({curve[-1]['s_per_example']:.2f} s an example)", flush=True)  # fmt: skip
+                if seen >= args.examples:
+                    break
+    except KeyboardInterrupt:
+        stopped = True
+        print(f"  stopped after {seen} examples; the curve so far is written", flush=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
-    record = {"args": vars(args), "train": len(train), "test": len(test), "shared_tokens": n, "curve": curve}
+    record = {"args": vars(args), "train": len(train), "test": len(test), "shared_tokens": n, "curve": curve,
+              "stopped": stopped}  # fmt: skip
     out = ROOT / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("a") as f:

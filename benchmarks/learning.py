@@ -7,7 +7,9 @@ intervals, per-category accuracy, format compliance, wall times and seconds per 
 
     .venv/bin/python benchmarks/learning.py                                # params.yaml as it is
     .venv/bin/python benchmarks/learning.py -S grpo.max_steps=200 -S grpo.learning_rate=2e-5 --tag lr2e-5
-    .venv/bin/python benchmarks/learning.py --params params/cpu-long.yaml --data data-cpu-long
+    # another profile: apply it, keep a copy, restore the demo params
+    embodied-r profile cpu-long && cp params.yaml /tmp/cpu-long.yaml && git checkout params.yaml
+    .venv/bin/python benchmarks/learning.py --params /tmp/cpu-long.yaml -S grpo.beta=0.04 --tag kl0.04
 
 The cold-start model is cached under ``.cache/learning/`` by its settings, so recipes that differ only in GRPO
 share it. ``--sft`` also trains and scores the SFT baseline. ``--categories`` keeps only those tasks (training and

@@ -53,3 +53,39 @@ def test_learnability_writes_a_curve_for_each_prompt_gradient(tmp_path, monkeypa
         assert all(point["loss"] > 0 and point["s_per_example"] > 0 for point in curve[1:])
     # lr 1e-2 moves a tiny model: the training loss changes between the two evaluations
     assert records[0]["curve"][1]["loss"] != records[0]["curve"][2]["loss"]
+
+
+def test_learnability_stopped_early_keeps_its_curve(tmp_path, monkeypatch) -> None:
+    """Ctrl-C (or `kill`) in the middle of a run writes the points measured so far, marked as stopped."""
+    import json
+    import sys
+
+    import torch
+
+    from benchmarks import learnability
+    from embodied_r.models.tiny import build_tiny_lm
+    from tests.training.conftest import write_tiny_rows
+
+    data = tmp_path / "training_set"
+    data.mkdir()
+    write_tiny_rows(data / "train.jsonl", n=6)
+    write_tiny_rows(data / "test.jsonl", n=4, split="test")
+    model = build_tiny_lm(tmp_path / "lm")
+    out = tmp_path / "learnability.jsonl"
+    steps = []
+    real_step = torch.optim.AdamW.step
+
+    def step_then_stop(self, *args, **kwargs):
+        steps.append(1)
+        if len(steps) == 3:  # the third optimizer step: after the evaluation at 6 examples
+            raise KeyboardInterrupt
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step_then_stop)
+    argv = ["learnability", "--model", str(model), "--data", str(data), "--examples", "30", "--eval-every", "4",
+            "--batch", "3", "--out", str(out)]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    assert learnability.main() == 0
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert record["stopped"] is True
+    assert [point["examples"] for point in record["curve"]] == [0, 6]
