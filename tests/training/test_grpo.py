@@ -21,7 +21,14 @@ import torch
 from pydantic import ValidationError
 
 from embodied_r.training.config import THINK_PREFILL, GrpoTrainingConfig, resolve_bf16
-from embodied_r.training.grpo import mlflow_run_env, prepend, train_grpo, trl_reward_func, with_think_prefill
+from embodied_r.training.grpo import (
+    mlflow_run_env,
+    prepend,
+    run_length,
+    train_grpo,
+    trl_reward_func,
+    with_think_prefill,
+)
 from embodied_r.training.schedule import weights_for
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -206,6 +213,13 @@ def test_schedule_switches_mid_run_and_the_weights_are_applied(tiny_lm: Path, ti
     assert (final / "model.safetensors").is_file() and (final / "tokenizer.json").is_file()
     assert json.loads((final / "grpo_training.json").read_text())["think_prefill"] == THINK_PREFILL
     assert outcome.seconds_per_step > 0 and "kl" in outcome.metrics and "completions/mean_length" in outcome.metrics
+
+
+def test_run_length_names_the_unit_that_decides_it() -> None:
+    """The log said "max_steps=120, epochs=12" for a run of 120 prompts over 705 rows: 0.17 epochs, not 12."""
+    capped = GrpoTrainingConfig(max_steps=120, prompts_per_step=1, num_generations=8)
+    assert run_length(capped, 705) == "max_steps=120 (0.17 epochs of 705 rows; overrides epochs=12)"
+    assert run_length(GrpoTrainingConfig(epochs=2, prompts_per_step=4), 10) == "epochs=2 (≈ 5 steps)"
 
 
 def test_beta_zero_trains_without_a_reference_model(tiny_lm: Path, tiny_rows: Path, tmp_path: Path) -> None:

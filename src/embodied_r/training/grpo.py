@@ -36,6 +36,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import math
 import os
 import statistics
 from collections.abc import Callable, Iterator, Sequence
@@ -165,7 +166,7 @@ def train_grpo(
     )
     log.info(
         "GRPO: %d rows, %d prompts × %d generations per step (%d per device × %d accumulation × %d processes), "
-        "bf16=%s, max_steps=%s, epochs=%s",
+        "bf16=%s, %s",
         len(train_dataset),
         cfg.prompts_per_step,
         cfg.num_generations,
@@ -173,8 +174,7 @@ def train_grpo(
         args.gradient_accumulation_steps,
         world_size,
         args.bf16,
-        cfg.max_steps,
-        cfg.epochs,
+        run_length(cfg, len(train_dataset)),
     )
 
     from embodied_r.training.shared_prompt import SharedPromptGRPOTrainer
@@ -315,6 +315,14 @@ def prepend(completion: Any, prefix: str) -> Any:
             message["content"] = prefix + message["content"]
             break
     return messages
+
+
+def run_length(cfg: GrpoTrainingConfig, rows: int) -> str:
+    """The run's length in the unit that decides it: ``max_steps``, when set, overrides ``epochs`` (as in TRL)."""
+    if cfg.max_steps is not None:
+        epochs = cfg.max_steps * cfg.prompts_per_step / max(rows, 1)
+        return f"max_steps={cfg.max_steps} ({epochs:.2f} epochs of {rows} rows; overrides epochs={cfg.epochs:g})"
+    return f"epochs={cfg.epochs:g} (≈ {math.ceil(rows / cfg.prompts_per_step * cfg.epochs)} steps)"
 
 
 def grpo_args(
