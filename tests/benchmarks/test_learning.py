@@ -1,6 +1,12 @@
-"""The learning benchmark's run summary (``benchmarks/learning.py``): the per-quarter means of the GRPO log."""
+"""The learning benchmarks: `benchmarks/learning.py`'s run summary and `benchmarks/learnability.py`'s curve."""
 
 from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+import torch
 
 from benchmarks.learning import LogHistory, by_quarter
 
@@ -24,10 +30,9 @@ def test_log_history_keeps_only_training_logs() -> None:
     assert history.entries == [{"reward": 0.5, "rewards/accuracy/mean": 0.25}]
 
 
-def test_learnability_writes_a_curve_for_each_prompt_gradient(tmp_path, monkeypatch) -> None:
-    import json
-    import sys
-
+@pytest.fixture
+def learnability_run(tmp_path, monkeypatch):
+    """Runs ``benchmarks/learnability.py`` on a tiny model and rows with extra arguments; returns the records."""
     from benchmarks import learnability
     from embodied_r.models.tiny import build_tiny_lm
     from tests.training.conftest import write_tiny_rows
@@ -38,14 +43,23 @@ def test_learnability_writes_a_curve_for_each_prompt_gradient(tmp_path, monkeypa
     write_tiny_rows(data / "test.jsonl", n=4, split="test")
     model = build_tiny_lm(tmp_path / "lm")
     out = tmp_path / "learnability.jsonl"
-    for grad in ("all", "none"):
-        argv = ["learnability", "--model", str(model), "--data", str(data), "--examples", "8", "--eval-every", "4",
-                "--batch", "3", "--prompt-grad", grad, "--lr", "1e-2", "--out", str(out)]  # fmt: skip
+
+    def run(*extra: str) -> list[dict]:
+        argv = ["learnability", "--model", str(model), "--data", str(data), "--batch", "3", "--eval-every", "4",
+                "--out", str(out), *extra]  # fmt: skip
         monkeypatch.setattr(sys, "argv", argv)
         assert learnability.main() == 0
-    records = [json.loads(line) for line in out.read_text().splitlines()]
+        return [json.loads(line) for line in out.read_text().splitlines()]
+
+    return run
+
+
+def test_learnability_writes_a_curve_for_each_prompt_gradient(learnability_run) -> None:
+    for grad in ("all", "none"):
+        records = learnability_run("--examples", "8", "--prompt-grad", grad, "--lr", "1e-2")
     assert [r["args"]["prompt_grad"] for r in records] == ["all", "none"]
     for record in records:
+        assert record["stopped"] is False
         assert record["shared_tokens"] >= 16  # the tiny rows share their system prompt and more
         curve = record["curve"]
         assert [point["examples"] for point in curve] == [0, 6, 8]  # batches of 3, evaluated after 4 and at the end
@@ -55,23 +69,8 @@ def test_learnability_writes_a_curve_for_each_prompt_gradient(tmp_path, monkeypa
     assert records[0]["curve"][1]["loss"] != records[0]["curve"][2]["loss"]
 
 
-def test_learnability_stopped_early_keeps_its_curve(tmp_path, monkeypatch) -> None:
+def test_learnability_stopped_early_keeps_its_curve(learnability_run, monkeypatch) -> None:
     """Ctrl-C (or `kill`) in the middle of a run writes the points measured so far, marked as stopped."""
-    import json
-    import sys
-
-    import torch
-
-    from benchmarks import learnability
-    from embodied_r.models.tiny import build_tiny_lm
-    from tests.training.conftest import write_tiny_rows
-
-    data = tmp_path / "training_set"
-    data.mkdir()
-    write_tiny_rows(data / "train.jsonl", n=6)
-    write_tiny_rows(data / "test.jsonl", n=4, split="test")
-    model = build_tiny_lm(tmp_path / "lm")
-    out = tmp_path / "learnability.jsonl"
     steps = []
     real_step = torch.optim.AdamW.step
 
@@ -82,10 +81,6 @@ def test_learnability_stopped_early_keeps_its_curve(tmp_path, monkeypatch) -> No
         return real_step(self, *args, **kwargs)
 
     monkeypatch.setattr(torch.optim.AdamW, "step", step_then_stop)
-    argv = ["learnability", "--model", str(model), "--data", str(data), "--examples", "30", "--eval-every", "4",
-            "--batch", "3", "--out", str(out)]  # fmt: skip
-    monkeypatch.setattr(sys, "argv", argv)
-    assert learnability.main() == 0
-    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    (record,) = learnability_run("--examples", "30")
     assert record["stopped"] is True
     assert [point["examples"] for point in record["curve"]] == [0, 6]
