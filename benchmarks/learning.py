@@ -65,6 +65,8 @@ def score(model: str, rows, params, label: str) -> dict:
         "format": agg["format_compliance"],
         "tokens": agg["mean_completion_tokens"],
         "per_category": {c: round(v["accuracy"], 3) for c, v in agg["per_category"].items()},
+        "answer_shares": agg["answer_shares"],
+        "constant_answer": agg["constant_answer_accuracy"],
         "seconds": round(time.perf_counter() - started, 1),
     }
     ci = out["ci95"]
@@ -73,6 +75,9 @@ def score(model: str, rows, params, label: str) -> dict:
         f"tokens {out['tokens']:.1f} ({out['seconds']} s)  {out['per_category']}",
         flush=True,
     )
+    if agg["answer_shares"] is not None:  # multiple-choice rows: is the accuracy more than the letter prior?
+        shares = {k: round(v, 3) for k, v in agg["answer_shares"].items()}
+        print(f"        letters given {shares}; the best constant letter scores {agg['constant_answer_accuracy']:.3f}")
     return out
 
 

@@ -33,7 +33,8 @@ BASE, WARM, GRPO, SFT = "base", "warm-start", "grpo", "sft"
 
 
 def _metrics_row(agg: dict) -> dict:
-    keys = ("pooled_accuracy", "category_mean_accuracy", "format_compliance", "answer_rate", "mean_completion_tokens")
+    keys = ("pooled_accuracy", "category_mean_accuracy", "format_compliance", "answer_rate", "mean_completion_tokens",
+            "top_answer_share", "constant_answer_accuracy", "answer_shares")  # fmt: skip
     row = {k: agg.get(k) for k in keys}
     row["pooled_accuracy_ci95"] = agg.get("pooled_accuracy_ci95")
     row["consistency_rate"] = agg.get("consistency_rate")
@@ -182,6 +183,8 @@ def evaluation_results(
         prefix = "eval/" + label.replace(", ", "_").replace(" ", "_")
         client.log_metric(run_id, f"{prefix}/pooled_accuracy", agg["pooled_accuracy"])
         client.log_metric(run_id, f"{prefix}/format_compliance", agg["format_compliance"])
+        if agg.get("top_answer_share") is not None:
+            client.log_metric(run_id, f"{prefix}/top_answer_share", agg["top_answer_share"])
     for path in (out / "results.json", category_png, curves_png, noise_png):
         client.log_artifact(run_id, str(path), artifact_path="evaluation")
 

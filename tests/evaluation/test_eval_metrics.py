@@ -9,6 +9,7 @@ import pytest
 from embodied_r.answers import extract_answer
 from embodied_r.evaluation.metrics import (
     aggregate,
+    answer_distribution,
     bootstrap_ci,
     chance_level,
     per_category_accuracy,
@@ -135,6 +136,31 @@ def test_aggregate_fields() -> None:
     assert agg["per_category"]["count"]["chance"] is None
     lo, hi = agg["pooled_accuracy_ci95"]
     assert lo <= agg["pooled_accuracy"] <= hi
+
+
+def test_a_model_answering_one_letter_scores_the_letter_prior() -> None:
+    """The cpu-long GRPO runs answered B to all 216 test questions: 27.8%, the share of B among the solutions."""
+    solutions = "AABBBCD"
+    rows = [make_row(str(i), letter) for i, letter in enumerate(solutions)]
+    constant = [score_sample("<think>x</think><answer>B</answer>", row) for row in rows]
+    agg = aggregate(constant)
+    assert agg["answer_shares"] == {"B": 1.0}
+    assert agg["top_answer_share"] == 1.0
+    assert agg["constant_answer_accuracy"] == pytest.approx(3 / 7)
+    assert agg["pooled_accuracy"] == agg["constant_answer_accuracy"]  # nothing learnt beyond the prior
+    varied = [score_sample(f"<answer>{a}</answer>", row) for a, row in zip("ABBCDDX", rows, strict=True)]
+    dist = answer_distribution(varied)
+    assert dist["answer_shares"] == {"A": 1 / 7, "B": 2 / 7, "C": 1 / 7, "D": 2 / 7, "none": 1 / 7}
+    assert dist["top_answer_share"] == pytest.approx(2 / 7)
+
+
+def test_answer_distribution_ignores_numeric_rows() -> None:
+    numeric = make_row("n", "10", category="count", choices=())
+    assert answer_distribution([score_sample("<answer>12</answer>", numeric)]) == {
+        "answer_shares": None, "top_answer_share": None, "constant_answer_accuracy": None,
+    }  # fmt: skip
+    mixed = [score_sample("<answer>12</answer>", numeric), score_sample("<answer>A</answer>", make_row("a", "A"))]
+    assert answer_distribution(mixed)["answer_shares"] == {"A": 1.0}
 
 
 def test_aggregate_without_numeric_rows_has_no_mra() -> None:

@@ -45,6 +45,9 @@ def test_markdown_table_base_vs_trained() -> None:
     pooled = next(line for line in lines if "pooled" in line)
     assert "**33.3** [" in pooled and "**66.7** [" in pooled and "+33.3" in pooled
     assert any(line.startswith("| format compliance") for line in lines)
+    # base answers A four times in six, trained B four times; every solution is B, so "always B" scores 100%
+    assert "| most frequent letter's share |  | – | 66.7 | 66.7 | +0.0 |" in lines
+    assert "| best constant letter (prior) |  | – | 100.0 | 100.0 | +0.0 |" in lines
 
 
 def test_markdown_table_many_models_and_one_delta() -> None:

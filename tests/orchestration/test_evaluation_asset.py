@@ -46,6 +46,9 @@ def test_evaluation_results_and_promotion(tiny_pipeline):
     assert {"base", "warm-start", "grpo", "sft", "grpo, perfect noise", "sft, high noise"} <= set(metrics)
     assert "grpo, held out categories" in metrics
     assert 0.0 <= metrics["grpo"]["pooled_accuracy"] <= 1.0
+    # the letter prior depends on the test solutions only: the same for every model on the same rows
+    assert 0.0 < metrics["grpo"]["constant_answer_accuracy"] == metrics["base"]["constant_answer_accuracy"] <= 1.0
+    assert 0.0 <= metrics["grpo"]["top_answer_share"] <= 1.0
     for png in ("category_accuracy.png", "training_curves.png", "noise_study.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -61,6 +64,7 @@ def test_evaluation_results_and_promotion(tiny_pipeline):
     pointer = json.loads((tiny_project / "data" / "models" / "grpo_lm.json").read_text())
     assert client.get_metric_history(pointer["run_id"], "eval/grpo/pooled_accuracy")
     assert client.get_metric_history(pointer["run_id"], "eval/grpo_perfect_noise/pooled_accuracy")
+    assert client.get_metric_history(pointer["run_id"], "eval/grpo/top_answer_share")
 
     # A new version with the same weights is not better: the champion stays, and the decision is recorded.
     again = pipeline.materialize(["grpo_lm", "evaluation_results"])  # warm_lm / sft_lm unchanged: not rerun

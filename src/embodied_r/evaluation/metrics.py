@@ -18,6 +18,11 @@ training and in the report. :func:`aggregate` turns the per-sample records into 
     MRA, so it enters the pooled accuracy with partial credit (VSI-Bench's convention).
 ``format_compliance`` / ``answer_rate`` / ``mean_completion_tokens``
     Share of strictly formatted completions, share with an extractable answer, mean generated tokens.
+``answer_shares`` / ``top_answer_share`` / ``constant_answer_accuracy``
+    Over the multiple-choice rows (:func:`answer_distribution`): how often the model gave each letter, the largest
+    of those shares (1.0: the same letter to every question), and the accuracy of the best *constant* answer — the
+    letter prior of the test set. A model that answers one letter everywhere scores exactly that, whatever it
+    learnt; a gain over a baseline means little unless the accuracy also clears this figure.
 
 >>> s = score_sample("<think>the chair is left</think><answer>B</answer>", row)  # doctest: +SKIP
 >>> s["letter"], s["correct"], s["format_ok"]  # doctest: +SKIP
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -39,6 +45,7 @@ from embodied_r.training.rows import TrainingRow
 
 __all__ = [
     "aggregate",
+    "answer_distribution",
     "bootstrap_ci",
     "chance_level",
     "per_category_accuracy",
@@ -169,6 +176,30 @@ def bootstrap_ci(
     return (float(lo), float(hi))
 
 
+def answer_distribution(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The letters given over the multiple-choice samples, and what answering one letter everywhere would score.
+
+    Returns ``answer_shares`` (share of each letter given, sorted; unreadable answers under ``"none"``),
+    ``top_answer_share`` (the largest letter share) and ``constant_answer_accuracy`` (the best accuracy of a
+    constant letter: the largest share of one letter among the solutions). All ``None`` without such samples.
+
+    >>> d = answer_distribution([{"numeric": False, "letter": "B", "solution": s} for s in "ABBC"])
+    >>> d["answer_shares"], d["top_answer_share"], d["constant_answer_accuracy"]
+    ({'B': 1.0}, 1.0, 0.5)
+    """
+    choice = [s for s in samples if not s["numeric"]]
+    if not choice:
+        return {"answer_shares": None, "top_answer_share": None, "constant_answer_accuracy": None}
+    given = Counter(s["letter"] or "none" for s in choice)
+    solutions = Counter(str(s["solution"]).strip().upper() for s in choice)
+    letters = {k: v for k, v in given.items() if k != "none"}
+    return {
+        "answer_shares": {k: given[k] / len(choice) for k in sorted(given)},
+        "top_answer_share": max(letters.values()) / len(choice) if letters else 0.0,
+        "constant_answer_accuracy": max(solutions.values()) / len(choice),
+    }
+
+
 def _mean_or_none(values: Sequence[float]) -> float | None:
     return statistics.fmean(values) if values else None
 
@@ -196,4 +227,5 @@ def aggregate(samples: Sequence[Mapping[str, Any]], *, bootstrap_samples: int = 
         "format_compliance": _mean_or_none([float(s["format_ok"]) for s in samples]),
         "answer_rate": _mean_or_none([float(s["answered"]) for s in samples]),
         "mean_completion_tokens": _mean_or_none([float(t) for t in tokens]),
+        **answer_distribution(samples),
     }

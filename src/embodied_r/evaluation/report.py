@@ -177,6 +177,8 @@ def markdown_table(results: Mapping[str, Mapping[str, Any]], *, delta: tuple[str
         ("format_compliance", "format compliance"),
         ("consistency_rate", "think–answer consistency"),
         ("answer_rate", "answer extracted"),
+        ("top_answer_share", "most frequent letter's share"),
+        ("constant_answer_accuracy", "best constant letter (prior)"),
     ):
         if any(a.get(key) is not None for a in aggs):
             row(label, "", None, [a.get(key) for a in aggs])
