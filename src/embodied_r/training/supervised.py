@@ -30,7 +30,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from transformers import TrainerCallback
 
-from embodied_r.training.common_prefix import hidden_after_common_prefix
+from embodied_r.training.common_prefix import MIN_SHARED_TOKENS, batch_prefix_length, hidden_after_common_prefix
 from embodied_r.training.config import THINK_PREFILL, resolve_bf16
 from embodied_r.training.progress import use_quiet_progress
 from embodied_r.training.rows import TrainingRow
@@ -258,8 +258,6 @@ def shared_prefix_length(inputs: dict[str, Any], kept: torch.Tensor) -> int:
 
     Only plain batches qualify: input ids and a 2-D attention mask, nothing else (no packing, no position ids).
     """
-    from embodied_r.training.common_prefix import MIN_SHARED_TOKENS, batch_prefix_length
-
     if set(inputs) != {"input_ids", "attention_mask"} or inputs["input_ids"].size(0) < 2:
         return 0
     ids, mask = inputs["input_ids"], inputs["attention_mask"]
