@@ -35,6 +35,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from embodied_r.data.records import append_jsonl
 from embodied_r.training.common_prefix import common_prefix_length, pad_after_prefix, positions, prefill
 from embodied_r.training.dataset import read_training_rows
 from embodied_r.training.grpo import with_think_prefill
@@ -144,10 +145,7 @@ def main() -> int:
 
     record = {"args": vars(args), "train": len(train), "test": len(test), "shared_tokens": n, "curve": curve,
               "stopped": stopped}  # fmt: skip
-    out = ROOT / args.out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("a") as f:
-        f.write(json.dumps(record, sort_keys=True) + "\n")
+    append_jsonl(ROOT / args.out, record)
     return 0
 
 

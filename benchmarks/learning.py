@@ -35,7 +35,7 @@ import yaml
 from transformers import TrainerCallback
 
 from embodied_r.config import load_params
-from embodied_r.data.records import write_jsonl
+from embodied_r.data.records import append_jsonl, write_jsonl
 from embodied_r.evaluation.generate import evaluate_model
 from embodied_r.hashing import sha256_file, short_hash
 from embodied_r.rewards import build_reward_funcs
@@ -197,10 +197,7 @@ def main() -> int:
             record["gain"] = record["grpo"]["pooled"] - record["warm"]["pooled"]
             print(f"  gain over warm start: {100 * record['gain']:+.1f} points", flush=True)
 
-    log_path = ROOT / "benchmarks" / "out" / "learning.jsonl"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("a") as f:
-        f.write(json.dumps(record, sort_keys=True) + "\n")
+    append_jsonl(ROOT / "benchmarks" / "out" / "learning.jsonl", record)
     return 0
 
 

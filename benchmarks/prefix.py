@@ -26,9 +26,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch
 
 from embodied_r.evaluation.generate import generate_completions
-from embodied_r.training.common_prefix import batch_prefix_length, hidden_after_common_prefix
+from embodied_r.training.common_prefix import hidden_after_common_prefix
 from embodied_r.training.dataset import read_training_rows
-from embodied_r.training.supervised import format_warmup_examples, render_examples
+from embodied_r.training.supervised import format_warmup_examples, render_examples, shared_prefix_length
 
 
 def time_evaluation(model: str, rows, args) -> tuple[list[float], list[float], int]:
@@ -57,9 +57,11 @@ def time_supervised_step(model_dir: str, rows, args) -> tuple[list[float], list[
     enc = tokenizer(texts, return_tensors="pt", padding=True, padding_side="right", add_special_tokens=False)
     ids, mask = enc["input_ids"], enc["attention_mask"]
     prompt_lens = [len(tokenizer(e["prompt"], add_special_tokens=False).input_ids) for e in examples]
-    n = min(batch_prefix_length(ids, mask), min(prompt_lens) - 1)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     last = torch.tensor(prompt_lens)  # score the completion's first token of each row: enough to time backward
+    kept = torch.zeros(ids.size(0), ids.size(1) - 1, dtype=torch.bool)
+    kept[torch.arange(len(last)), last - 1] = True
+    n = shared_prefix_length({"input_ids": ids, "attention_mask": mask}, kept)  # as the trainer decides it
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     shared_s, plain_s, losses = [], [], {}
     for _ in range(args.rounds):
         for share in (True, False):

@@ -1,6 +1,13 @@
 import pytest
 
-from embodied_r.data.records import QuestionRecord, compose_question, parse_choices, read_records, write_jsonl
+from embodied_r.data.records import (
+    QuestionRecord,
+    append_jsonl,
+    compose_question,
+    parse_choices,
+    read_records,
+    write_jsonl,
+)
 
 
 def test_compose_and_parse_choices_round_trip():
@@ -49,3 +56,13 @@ def test_jsonl_is_byte_deterministic(tmp_path):
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
     assert read_records(tmp_path / "a.jsonl") == [record]
     assert record.to_official()["Question_id"] == "q1"
+
+
+def test_append_jsonl_adds_a_line_and_writes_what_write_jsonl_writes(tmp_path):
+    rows = [{"b": 1, "a": "é"}, {"run": 2}]
+    log = tmp_path / "out" / "log.jsonl"  # the folder is created
+    for row in rows:
+        append_jsonl(log, row)
+    write_jsonl(tmp_path / "whole.jsonl", rows)
+    assert log.read_bytes() == (tmp_path / "whole.jsonl").read_bytes()
+    assert log.read_text(encoding="utf-8").splitlines()[0] == '{"a":"é","b":1}'

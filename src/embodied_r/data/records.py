@@ -133,16 +133,26 @@ def dumps_canonical(obj: object) -> str:
     return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
+def _plain(row: BaseModel | dict) -> dict:
+    return row.model_dump(mode="json") if isinstance(row, BaseModel) else row
+
+
 def write_jsonl(path: Path, rows: Iterable[BaseModel | dict]) -> int:
     """Write rows as canonical JSON lines; returns the number written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
     with path.open("w", encoding="utf-8", newline="\n") as fh:
         for row in rows:
-            data = row.model_dump(mode="json") if isinstance(row, BaseModel) else row
-            fh.write(dumps_canonical(data) + "\n")
+            fh.write(dumps_canonical(_plain(row)) + "\n")
             count += 1
     return count
+
+
+def append_jsonl(path: Path, row: BaseModel | dict) -> None:
+    """Append one row as a canonical JSON line (a run log), creating the file and its folder when missing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8", newline="\n") as fh:
+        fh.write(dumps_canonical(_plain(row)) + "\n")
 
 
 def write_json(path: Path, obj: object) -> None:
