@@ -12,7 +12,7 @@ from embodied_r.data.records import dumps_canonical, write_json
 from embodied_r.evaluation.generate import evaluate_model
 from embodied_r.hashing import short_hash
 from embodied_r.training.dataset import read_training_rows
-from embodied_r.training.supervised import SupervisedConfig, format_warmup_examples, train_supervised
+from embodied_r.training.supervised import SupervisedConfig, cold_start_examples, train_supervised
 from embodied_r.training.traces import reasoning_trace_examples
 from orchestration.assets.training import BASE_LM_POINTER, base_lm, read_base_lm_path, training_set
 from orchestration.resources import MlflowResource, ProjectResource
@@ -131,7 +131,8 @@ def warm_lm(
     """The model GRPO starts from: the base LM after the optional format cold start (``cold_start.*``).
 
     The warm-up teaches only the output contract — a neutral ``<think>`` and a uniformly random ``<answer>``
-    letter — so no answer is supervised. Not in the paper (off in the paper profile: the base LM passes through).
+    letter (``cold_start.letters``: drawn alone, or balanced within every step) — so no answer is supervised.
+    Not in the paper (off in the paper profile: the base LM passes through).
     Metadata: the loss, and the format compliance and letters used on a few validation questions.
     """
     params = project.load_params()
@@ -143,7 +144,7 @@ def warm_lm(
         return dg.MaterializeResult(metadata={"cold_start": "disabled: GRPO starts from the base LM", "path": base})
     pointer, metadata = _train(
         context, project, mlflow, stage="cold_start", cfg=cfg,
-        examples_fn=lambda rows: format_warmup_examples(rows, n=cfg.examples, seed=cfg.seed, think_text=cfg.think_text),
+        examples_fn=lambda rows: cold_start_examples(rows, cfg),
     )  # fmt: skip
     write_json(layout.models / WARM_LM_POINTER, pointer)
     return dg.MaterializeResult(metadata=metadata)

@@ -331,6 +331,12 @@ class TrainingSetConfig(BaseModel):
     difficulty_k: int = Field(default=4, ge=2, description="Samples per question for the difficulty filter.")
     difficulty_temperature: float = Field(default=1.0, gt=0, description="Sampling temperature of the filter.")
     system_prompt: bool = Field(default=True, description="Prepend the R1 system prompt to every prompt.")
+    option_order: Literal["as_given", "balanced"] = Field(
+        default="as_given",
+        description="as_given (paper) | balanced: reorder each TRAIN question's options so every letter is the "
+        "correct one equally often per category (not in the paper; removes the letter prior a constant answer "
+        "earns). Validation and test keep their order.",
+    )
 
     @field_validator("categories")
     @classmethod

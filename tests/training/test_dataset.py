@@ -7,6 +7,7 @@ unknown, so a prompt's length is its number of words and punctuation marks, plus
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from pydantic import ValidationError
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
+from embodied_r.data.records import parse_choices
 from embodied_r.perception.lm_prompt import build_messages
 from embodied_r.perception.prompts import PROMPT_VERSION
 from embodied_r.perception.records import DescribedSample, FrameDescription
@@ -310,3 +312,38 @@ def test_hf_answer_fn_samples_k_answers_per_row(tokenizer, tmp_path: Path) -> No
     rows = build_training_set(samples, tokenizer, TrainingSetConfig()).rows_by_split["train"]
     answers = hf_answer_fn(tmp_path / "lm", max_new_tokens=3, batch_size=2)(rows, 2)
     assert answers == [[None, None]] * 3
+
+
+def appearance_sample(qid: str, split: str, answer: str) -> DescribedSample:
+    """A four-option question whose option texts differ, so a moved option can be followed."""
+    texts = {"A": "chair, lamp", "B": "lamp, chair", "C": "crate, lamp", "D": "lamp, crate"}
+    sample = make_sample(qid, category="obj_appearance_order", split=split, answer=answer, choices=tuple("ABCD"))
+    lettered = "\n".join(f"{letter}. {text}" for letter, text in texts.items())
+    return sample.model_copy(update={"question": f"Question: Which order did they appear in?\n{lettered}"})
+
+
+def test_balanced_option_order_spreads_the_train_letters_and_keeps_val_and_test(tokenizer, caplog) -> None:
+    samples = [appearance_sample(f"t{i:02d}", "train", "B") for i in range(12)]
+    samples += [appearance_sample("v1", "val", "B"), appearance_sample("x1", "test", "B")]
+    odd = make_sample("t99", category="obj_appearance_order", answer="B", choices=tuple("ABCD"))
+    samples.append(odd.model_copy(update={"question": odd.question + "\nAnswer with a letter."}))
+    given = build_training_set(samples, tokenizer, TrainingSetConfig())
+    balanced = build_training_set(samples, tokenizer, TrainingSetConfig(option_order="balanced"))
+
+    train = {r.question_id: r for r in balanced.rows_by_split["train"]}
+    assert Counter(train[f"t{i:02d}"].solution for i in range(12)) == dict.fromkeys("ABCD", 3)
+    for qid, row in train.items():
+        if qid == "t99":
+            continue
+        choices = parse_choices(row.question)
+        assert choices[row.solution] == "lamp, chair", "the correct text moved with its letter"
+        assert row.question in row.prompt[-1]["content"], "the LM reads the reordered question"
+        assert row.prompt_tokens == count_prompt_tokens(tokenizer, row.prompt)
+    assert train["t99"] == next(r for r in given.rows_by_split["train"] if r.question_id == "t99")
+    assert "1 train questions keep their option order" in caplog.text and "t99" in caplog.text
+    for split in ("val", "test"):  # evaluation sees the paper's option order
+        assert balanced.rows_by_split[split] == given.rows_by_split[split]
+    assert balanced.counts["options_reordered"] == 12
+    assert balanced.counts["answer_letters"]["train"] == {"A": 3, "B": 4, "C": 3, "D": 3}
+    assert given.counts["answer_letters"] == {"train": {"B": 13}, "val": {"B": 1}, "test": {"B": 1}}
+    assert "options_reordered" not in given.counts

@@ -99,17 +99,32 @@ def test_a_model_that_does_not_fill_its_cache_is_refused(model):
 
 
 @pytest.mark.slow
-def test_a_grpo_run_trains_the_same_weights_with_and_without_sharing(tiny_lm, tiny_rows, tmp_path):
-    """Two real GRPO steps with the same seed: same completions, same loss, same weights (float precision)."""
+@pytest.mark.parametrize(
+    "extra",
+    [{"beta": 0.01}, {"beta": 0.0, "entropy_coef": 0.5, "top_entropy_quantile": 0.5}],
+    ids=["kl", "entropy-bonus"],
+)
+def test_a_grpo_run_trains_the_same_weights_with_and_without_sharing(tiny_lm, tiny_rows, tmp_path, extra):
+    """Two real GRPO steps with the same seed: same completions, same loss, same weights (float precision) — with
+    the KL term, and with the entropy bonus on the top half of the tokens by entropy (its gradient flows through
+    the shared pass's entropies as through TRL's)."""
     from safetensors.torch import load_file
 
     from tests.training.test_grpo import tiny_cfg, train
 
     runs = {}
     for shared in (True, False):
-        cfg = tiny_cfg(shared_prompt=shared, temperature=TEMPERATURE, beta=0.01)
+        cfg = tiny_cfg(shared_prompt=shared, temperature=TEMPERATURE, **extra)
         outcome = train(tiny_lm, tiny_rows, tmp_path / str(shared), cfg)
         runs[shared] = load_file(f"{outcome.final_model_path}/model.safetensors")
     for name, tensor in runs[True].items():
         torch.testing.assert_close(tensor, runs[False][name], atol=1e-5, rtol=1e-4, msg=name)
     assert any(not torch.equal(t, load_file(f"{tiny_lm}/model.safetensors")[n]) for n, t in runs[True].items())
+    if "entropy_coef" in extra:  # the bonus reaches the loss: with a visible lr, with and without it train apart
+        weights = {}
+        for name, terms in (("with", extra), ("without", {**extra, "entropy_coef": 0.0})):
+            cfg = tiny_cfg(temperature=TEMPERATURE, learning_rate=1e-2, warmup_ratio=0.0, **terms)
+            outcome = train(tiny_lm, tiny_rows, tmp_path / name, cfg)
+            weights[name] = load_file(f"{outcome.final_model_path}/model.safetensors")
+        gap = max((t - weights["without"][n]).abs().max().item() for n, t in weights["with"].items())
+        assert gap > 1e-3, gap

@@ -54,7 +54,7 @@ def test_a_batch_of_partial_micro_batches_fails_at_load_naming_the_key_and_a_fix
 
 def test_warmup_letters_are_uniform_random_and_never_the_answer_signal():
     rows = [row(i, letters="ABCD"[: 2 + i % 3]) for i in range(30)]
-    examples = format_warmup_examples(rows, n=3000, seed=1)
+    examples = format_warmup_examples(rows, n=3000, seed=1, letters="random")
     assert len(examples) == 3000
     by_row = {r.question_id: r for r in rows}
     letters = Counter()
@@ -69,8 +69,48 @@ def test_warmup_letters_are_uniform_random_and_never_the_answer_signal():
     assert max(four) / min(four) < 1.3, four  # uniform over the row's choices, whatever the answer
     correct = sum(extract_answer(ex["completion"], ["A", "B", "C", "D"]) == "B" for ex in examples)
     assert 0.2 < correct / len(examples) < 0.5, "the right answer is no more frequent than chance"
-    assert format_warmup_examples(rows, n=3000, seed=1) == examples, "deterministic for a seed"
-    assert format_warmup_examples(rows, n=3000, seed=2) != examples
+    assert format_warmup_examples(rows, n=3000, seed=1, letters="random") == examples, "deterministic for a seed"
+    assert format_warmup_examples(rows, n=3000, seed=2, letters="random") != examples
+
+
+def test_balanced_warmup_letters_are_even_in_every_step_and_trained_in_that_order(tiny_lm, tmp_path):
+    """letters=balanced: each block of a step's size holds every letter equally often, and the trainer takes the
+    examples in the order given (a shuffling sampler would undo the per-step balance)."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from embodied_r.training.supervised import cold_start_examples, sft_arguments
+
+    rows = [r.model_copy(update={"prompt": [{"role": "user", "content": f"Video {r.question_id}. {r.question}"}]})
+            for r in (row(i) for i in range(13))]  # fmt: skip
+    cfg = ColdStartConfig(enabled=True, examples=64, batch_size=8, micro_batch_size=4, letters="balanced")
+    examples = cold_start_examples(rows, cfg)
+    letters = [extract_answer(ex["completion"], list("ABCD")) for ex in examples]
+    for start in range(0, 64, 8):
+        assert Counter(letters[start : start + 8]) == dict.fromkeys("ABCD", 2), letters[start : start + 8]
+    random_letters = [extract_answer(ex["completion"], list("ABCD")) for ex in
+                      cold_start_examples(rows, cfg.model_copy(update={"letters": "random"}))]  # fmt: skip
+    assert any(Counter(random_letters[s : s + 8]) != dict.fromkeys("ABCD", 2) for s in range(0, 64, 8))
+    mixed = [row(i, letters="ABC" if i % 2 else "ABCD") for i in range(10)]
+    choices = {r.question_id: r.choices for r in mixed}
+    for ex in format_warmup_examples(mixed, n=40, seed=0, letters="balanced"):
+        assert extract_answer(ex["completion"], list("ABCD")) in choices[ex["question_id"]]
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_lm)
+    rendered = render_examples(examples, tokenizer, False)
+    for config, in_order in ((cfg, True), (cfg.model_copy(update={"letters": "random"}), False)):
+        args = sft_arguments(config, tmp_path, max_length=512)
+        model = AutoModelForCausalLM.from_pretrained(tiny_lm, dtype=torch.float32)
+        trainer = completion_only_trainer()(
+            model=model, args=args, train_dataset=Dataset.from_list(rendered), processing_class=tokenizer
+        )
+        seen = [tokenizer.decode(ids, skip_special_tokens=True)
+                for batch in trainer.get_train_dataloader() for ids in batch["input_ids"]]  # fmt: skip
+        # each decoded example as (question id, letter): the order the trainer takes them in
+        order = [(text.split("Video ")[1].split(".")[0], text.split("<answer>")[-1][0]) for text in seen]
+        given = [(ex["question_id"], letter) for ex, letter in zip(examples, letters, strict=True)]
+        assert sorted(order) == sorted(given)
+        assert (order == given) is in_order, order[:8]
 
 
 def test_numeric_rows_cannot_be_warmed_up():

@@ -82,6 +82,21 @@ class GrpoTrainingConfig(BaseModel):
         "inside its reasoning; the reward functions see the prefill prepended to each completion.",
     )
 
+    entropy_coef: float = Field(
+        0.0,
+        ge=0,
+        description="Not in the paper (paper: 0). An entropy bonus: the loss minus this times the mean per-token "
+        "entropy of the completions (TRL's entropy_coef), so the policy stays stochastic and its groups keep "
+        "reward variance.",
+    )
+    top_entropy_quantile: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="Not in the paper (paper: 1.0 = every token). Train (and apply the entropy bonus) only on this "
+        "top fraction of completion tokens by entropy (TRL's top_entropy_quantile; 0 = the highest-entropy one).",
+    )
+
     dynamic_sampling: int = Field(
         0,
         ge=0,

@@ -31,6 +31,7 @@ from embodied_r.data.records import read_jsonl_models, write_json, write_jsonl
 from embodied_r.perception.lm_prompt import build_messages
 from embodied_r.perception.prompts import question_for_prompt
 from embodied_r.perception.records import DescribedSample
+from embodied_r.training.option_order import OptionLayoutError, balanced_letters, move_correct_option
 from embodied_r.training.rows import TrainingRow
 
 log = logging.getLogger(__name__)
@@ -142,11 +143,17 @@ def build_training_set(
 
     exclusions: list[dict[str, str]] = []
     rows: list[TrainingRow] = []
+    kept: list[DescribedSample] = []
     for sample in sorted(samples, key=lambda s: s.question_id):
         excluded = _first_exclusion(sample, cfg)
         if excluded is not None:
             exclusions.append(excluded)
-            continue
+        else:
+            kept.append(sample)
+    reordered = _balance_option_order(kept) if cfg.option_order == "balanced" else None
+    for sample in kept:
+        if reordered is not None:
+            sample = reordered.get(sample.question_id, sample)
         messages = build_messages(sample, system_prompt=cfg.system_prompt)
         n_tokens = count_prompt_tokens(tokenizer, messages)
         if n_tokens > cfg.max_prompt_tokens:
@@ -178,6 +185,8 @@ def build_training_set(
     rows_by_split = {split: [r for r in rows if r.split == split] for split in SPLITS}
     exclusions.sort(key=lambda e: (e["question_id"], e["reason"]))
     counts = _counts(rows_by_split, exclusions, cfg)
+    if reordered is not None:
+        counts["options_reordered"] = sum(r.question_id in reordered for r in rows_by_split["train"])
     log.info(
         "training set: %s rows, %d excluded %s",
         {split: len(r) for split, r in rows_by_split.items()},
@@ -185,6 +194,32 @@ def build_training_set(
         counts["excluded_by_reason"],
     )
     return TrainingSetBuild(rows_by_split=rows_by_split, exclusions=exclusions, counts=counts)
+
+
+def _balance_option_order(samples: Sequence[DescribedSample]) -> dict[str, DescribedSample]:
+    """The train multiple-choice samples with their options reordered (:mod:`.option_order`), by question id.
+
+    A question whose options are not laid out as trailing ``A. text`` lines keeps its order (logged with its id).
+    """
+    train = [s for s in samples if s.split == "train" and s.choices]
+    targets = balanced_letters(train)
+    out: dict[str, DescribedSample] = {}
+    unordered: list[str] = []
+    for sample in train:
+        target = targets[sample.question_id]
+        try:
+            question = move_correct_option(sample.question, sample.answer, target)
+        except OptionLayoutError as exc:
+            unordered.append(f"{sample.question_id} ({exc})")
+            continue
+        out[sample.question_id] = sample.model_copy(update={"question": question, "answer": target})
+    if unordered:
+        log.warning(
+            "option_order=balanced: %d train questions keep their option order, e.g. %s",
+            len(unordered),
+            "; ".join(unordered[:3]),
+        )
+    return out
 
 
 def _difficulty_filter(
@@ -212,7 +247,8 @@ def _difficulty_filter(
 def _counts(
     rows_by_split: Mapping[str, list[TrainingRow]], exclusions: list[dict[str, str]], cfg: TrainingSetConfig
 ) -> dict[str, Any]:
-    """Rows per split and per category × split; exclusions per reason and per category; prompt-length stats."""
+    """Rows per split and per category × split; correct letters per split; exclusions per reason and per category;
+    prompt-length stats."""
     rows = [r for split in SPLITS for r in rows_by_split[split]]
     per_category: dict[str, dict[str, int]] = {}
     for row in rows:
@@ -226,6 +262,10 @@ def _counts(
         "rows": len(rows),
         "rows_by_split": {split: len(rows_by_split[split]) for split in SPLITS},
         "rows_by_category": per_category,
+        "answer_letters": {
+            split: dict(sorted(Counter(r.solution for r in rows_by_split[split] if r.choices).items()))
+            for split in SPLITS
+        },
         "excluded": len(exclusions),
         "excluded_by_reason": dict(sorted(Counter(e["reason"] for e in exclusions).items())),
         "excluded_by_category": excluded_by_category,

@@ -349,6 +349,8 @@ def grpo_args(
         max_completion_length=cfg.max_completion_length,
         num_train_epochs=cfg.epochs,
         loss_type=cfg.loss_type,
+        entropy_coef=cfg.entropy_coef,
+        top_entropy_quantile=cfg.top_entropy_quantile,
         per_device_train_batch_size=per_device,
         gradient_accumulation_steps=accumulation,
         reward_weights=reward_weights,

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import random
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -32,6 +33,7 @@ from transformers import TrainerCallback
 
 from embodied_r.training.common_prefix import MIN_SHARED_TOKENS, batch_prefix_length, hidden_after_common_prefix
 from embodied_r.training.config import THINK_PREFILL, resolve_bf16
+from embodied_r.training.option_order import least_used
 from embodied_r.training.progress import use_quiet_progress
 from embodied_r.training.rows import TrainingRow
 
@@ -77,12 +79,24 @@ class SupervisedConfig(BaseModel):
         micro = min(self.micro_batch_size, self.batch_size)
         return micro, self.batch_size // micro
 
+    def in_order(self) -> bool:
+        """Train on the examples in the order given (else shuffled by the trainer each epoch)."""
+        return False
+
 
 class ColdStartConfig(SupervisedConfig):
     """The format warm-up before GRPO. Not in the paper, so off by default; the CPU profiles turn it on."""
 
     think_text: str = Field(NEUTRAL_THINK, min_length=1, description="The neutral reasoning every example shows.")
     examples: int = Field(240, ge=1, description="Warm-up examples (train rows, cycled, each with a random letter).")
+    letters: Literal["random", "balanced"] = Field(
+        "balanced",
+        description="balanced: every letter equally often in every step (examples trained in order), so the last "
+        "steps cannot tilt the model to one letter; random: each example's letter drawn alone (uniformly).",
+    )
+
+    def in_order(self) -> bool:
+        return self.letters == "balanced"
 
 
 class SFTConfig(SupervisedConfig):
@@ -107,12 +121,19 @@ class SupervisedOutcome(BaseModel):
 
 
 def format_warmup_examples(
-    rows: Sequence[TrainingRow], *, n: int, seed: int, think_text: str = NEUTRAL_THINK
+    rows: Sequence[TrainingRow],
+    *,
+    n: int,
+    seed: int,
+    think_text: str = NEUTRAL_THINK,
+    letters: Literal["random", "balanced"] = "balanced",
 ) -> list[dict[str, Any]]:
     """``n`` cold-start examples: rows cycled in a seeded order, each with a letter drawn uniformly from its choices.
 
     Numeric rows (no choices) are skipped. The letter is independent of the row, so nothing about the answer is
-    learnt.
+    learnt. With ``letters="balanced"`` each example takes, among its row's letters, one used least so far (ties
+    drawn at random): every run of examples, hence every step trained in order, holds each letter about equally
+    often.
 
     >>> from embodied_r.training.rows import TrainingRow
     >>> row = TrainingRow(question_id="q", prompt=[{"role": "user", "content": "Q"}], solution="B", question="Q",
@@ -131,15 +152,24 @@ def format_warmup_examples(
         batch = list(choice_rows)
         rng.shuffle(batch)
         order.extend(batch)
-    return [
-        {
-            "question_id": row.question_id,
-            "prompt": row.prompt,
-            "completion": answer_completion(think_text, rng.choice(row.choices)),
-            "target": None,
-        }
-        for row in order[:n]
-    ]
+    used: Counter[str] = Counter()
+    examples = []
+    for row in order[:n]:
+        letter = least_used(used, row.choices, rng.choice) if letters == "balanced" else rng.choice(row.choices)
+        examples.append(
+            {
+                "question_id": row.question_id,
+                "prompt": row.prompt,
+                "completion": answer_completion(think_text, letter),
+                "target": None,
+            }
+        )
+    return examples
+
+
+def cold_start_examples(rows: Sequence[TrainingRow], cfg: ColdStartConfig) -> list[dict[str, Any]]:
+    """The cold start's examples as ``cfg`` sets them (:func:`format_warmup_examples`)."""
+    return format_warmup_examples(rows, n=cfg.examples, seed=cfg.seed, think_text=cfg.think_text, letters=cfg.letters)
 
 
 def answer_completion(think: str, letter: str) -> str:
@@ -164,6 +194,40 @@ def render_examples(examples: Sequence[dict[str, Any]], tokenizer: Any, think_pr
     return rendered
 
 
+def sft_arguments(cfg: SupervisedConfig, output_dir: str | Path, *, max_length: int) -> Any:
+    """TRL's ``SFTConfig`` for ``cfg``: the batch geometry, precision, checkpoints, and the example order
+    (``cfg.in_order()``: the examples as given, e.g. the cold start's balanced letters, else shuffled)."""
+    from trl import SFTConfig as TrlSFTConfig
+
+    per_device, accumulation = cfg.batch_geometry()
+    return TrlSFTConfig(
+        output_dir=str(output_dir),
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=per_device,
+        gradient_accumulation_steps=accumulation,
+        learning_rate=cfg.learning_rate,
+        warmup_steps=cfg.warmup_ratio,
+        weight_decay=cfg.weight_decay,
+        lr_scheduler_type="linear",
+        bf16=resolve_bf16(cfg.precision),  # type: ignore[arg-type]
+        fp16=False,
+        activation_checkpointing=False,
+        max_length=max_length,  # never truncate: the prompt budget was enforced by the training set
+        completion_only_loss=True,
+        packing=False,
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=1,
+        seed=cfg.seed,
+        report_to="none",
+        push_to_hub=False,
+        dataloader_num_workers=0,
+        use_cpu=not torch.cuda.is_available(),
+        train_sampling_strategy="sequential" if cfg.in_order() else "random",
+    )
+
+
 def train_supervised(
     model_path: str | Path,
     examples: Sequence[dict[str, Any]],
@@ -183,7 +247,6 @@ def train_supervised(
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, set_seed
     from transformers.trainer_utils import get_last_checkpoint
-    from trl import SFTConfig as TrlSFTConfig
 
     from embodied_r.training.config import GrpoTrainingConfig
     from embodied_r.training.grpo import load_tokenizer
@@ -196,32 +259,7 @@ def train_supervised(
     )
     dataset = Dataset.from_list(render_examples(examples, tokenizer, cfg.think_prefill))
     longest = max(len(tokenizer(e["prompt"] + e["completion"]).input_ids) for e in dataset) + 1
-    per_device, accumulation = cfg.batch_geometry()
-    args = TrlSFTConfig(
-        output_dir=str(output_dir),
-        max_steps=cfg.max_steps,
-        per_device_train_batch_size=per_device,
-        gradient_accumulation_steps=accumulation,
-        learning_rate=cfg.learning_rate,
-        warmup_steps=cfg.warmup_ratio,
-        weight_decay=cfg.weight_decay,
-        lr_scheduler_type="linear",
-        bf16=resolve_bf16(cfg.precision),  # type: ignore[arg-type]
-        fp16=False,
-        activation_checkpointing=False,
-        max_length=longest,  # never truncate: the prompt budget was enforced by the training set
-        completion_only_loss=True,
-        packing=False,
-        logging_steps=1,
-        save_strategy="steps",
-        save_steps=cfg.save_steps,
-        save_total_limit=1,
-        seed=cfg.seed,
-        report_to="none",
-        push_to_hub=False,
-        dataloader_num_workers=0,
-        use_cpu=not torch.cuda.is_available(),
-    )
+    args = sft_arguments(cfg, output_dir, max_length=longest)
     model = AutoModelForCausalLM.from_pretrained(
         str(model_path), dtype=torch.float32, trust_remote_code=trust_remote_code, local_files_only=True
     )
@@ -346,6 +384,7 @@ __all__ = [
     "SupervisedConfig",
     "SupervisedOutcome",
     "answer_completion",
+    "cold_start_examples",
     "completion_only_trainer",
     "format_warmup_examples",
     "render_examples",
