@@ -12,8 +12,9 @@ intervals, per-category accuracy, format compliance, wall times and seconds per 
     .venv/bin/python benchmarks/learning.py --params /tmp/cpu-long.yaml -S grpo.beta=0.04 --tag kl0.04
 
 The cold-start model is cached under ``.cache/learning/`` by its settings, so recipes that differ only in GRPO
-share it. ``--sft`` also trains and scores the SFT baseline. ``--categories`` keeps only those tasks (training and
-test); ``--train-limit N --score-train`` trains on the first N training rows and also scores the models on them (does
+share it (and its test score, kept beside it for the same test rows and evaluation settings). ``--sft`` also
+trains and scores the SFT baseline. ``--categories`` keeps only those tasks (training and test);
+``--train-limit N --score-train`` trains on the first N training rows and also scores the models on them (does
 GRPO fit questions it has seen? a check of the RL machinery, not a result). The record holds the sampled training
 accuracy, the share of zero-variance groups and the entropy by quarter of the GRPO run.
 """
@@ -41,7 +42,7 @@ from embodied_r.hashing import sha256_file, short_hash
 from embodied_r.rewards import build_reward_funcs
 from embodied_r.training.dataset import read_training_rows
 from embodied_r.training.grpo import train_grpo
-from embodied_r.training.supervised import format_warmup_examples, train_supervised
+from embodied_r.training.supervised import cold_start_examples, train_supervised
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -153,11 +154,20 @@ def main() -> int:
         started = time.perf_counter()
         if not (out / "final").is_dir():
             # always from the whole training split, so every recipe on the same data shares one warm start
-            examples = format_warmup_examples(all_train_rows, n=cs.examples, seed=cs.seed, think_text=cs.think_text)
+            examples = cold_start_examples(all_train_rows, cs)
             train_supervised(base, examples, out, cs, purpose="cold_start")
         model = str(out / "final")
         record["cold_start_s"] = round(time.perf_counter() - started, 1)
-        record["warm"] = score(model, test_rows, params, "warm")
+        # the warm start's score is kept beside it: recipes that share the warm start do not re-evaluate it
+        settings = [[r.question_id for r in test_rows], params.evaluation.model_dump(mode="json"),
+                    params.rewards.accuracy_mode]  # fmt: skip
+        cached = out / f"score-{short_hash(json.dumps(settings, sort_keys=True))}.json"
+        if cached.is_file():
+            record["warm"] = json.loads(cached.read_text())
+            print(f"  warm: pooled {record['warm']['pooled']:.3f} (scored before: {cached})", flush=True)
+        else:
+            record["warm"] = score(model, test_rows, params, "warm")
+            cached.write_text(json.dumps(record["warm"]))
         if args.score_train:
             record["warm_train"] = score(model, train_rows, params, "warm@train")
 

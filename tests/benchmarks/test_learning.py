@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 
 import pytest
@@ -84,3 +85,34 @@ def test_learnability_stopped_early_keeps_its_curve(learnability_run, monkeypatc
     (record,) = learnability_run("--examples", "30")
     assert record["stopped"] is True
     assert [point["examples"] for point in record["curve"]] == [0, 6]
+
+
+def test_letter_probe_separates_a_letter_bias_from_knowing_the_answer(tmp_path) -> None:
+    from benchmarks.letters import letter_distributions, summarise
+    from embodied_r.models.tiny import build_tiny_lm
+    from embodied_r.training.dataset import read_training_rows
+    from tests.training.conftest import write_tiny_rows
+
+    rows = read_training_rows(write_tiny_rows(tmp_path / "test.jsonl", n=8, split="test"))  # answers A B C D A …
+    bias = [{"A": 0.7, "B": 0.1, "C": 0.1, "D": 0.1}] * 8  # the same leaning on every question
+    stats = summarise(rows, bias)
+    assert stats["favourite"] == {"A": 8, "B": 0, "C": 0, "D": 0} and stats["accuracy"] == 0.25
+    assert stats["content_gain"] == pytest.approx(0.0, abs=1e-4)
+    # noise that knows nothing: over 16 questions each favourite meets each answer once (independent of it)
+    sixteen = read_training_rows(write_tiny_rows(tmp_path / "sixteen.jsonl", n=16, split="test"))
+    noisy = [{c: (0.7 if c == "ABCD"[i // 4] else 0.1) for c in "ABCD"} for i in range(16)]
+    assert summarise(sixteen, noisy)["content_gain"] == pytest.approx(0.0, abs=1e-4)
+    assert summarise(sixteen, noisy)["accuracy"] == 0.25
+    low, high = summarise(sixteen, noisy)["content_gain_ci95"]
+    assert low < 0 < high
+    knows = [{c: (0.4 if c == row.solution else 0.2) for c in "ABCD"} for row in rows]  # a little, everywhere
+    assert summarise(rows, knows)["content_gain"] > 0.4 and summarise(rows, knows)["accuracy"] == 1.0
+    assert summarise(rows, knows)["content_gain_ci95"][0] > 0
+    wrong = [{c: (0.1 if c == row.solution else 0.3) for c in "ABCD"} for row in rows]
+    assert summarise(rows, wrong)["content_gain"] < 0
+
+    dists = letter_distributions(str(build_tiny_lm(tmp_path / "lm")), rows, batch_size=3)
+    assert len(dists) == 8
+    for d in dists:
+        assert set(d) == set("ABCD") and sum(d.values()) == pytest.approx(1.0, abs=1e-5)
+    assert summarise(rows, dists)["entropy"] <= math.log(4) + 1e-6
