@@ -77,14 +77,15 @@ def summarise(rows, dists: list[dict[str, float]]) -> dict:
     mean = {c: sum(d.get(c, 0.0) for d in dists) / len(dists) for c in letters}
     favourite = {c: sum(max(d, key=d.get) == c for d in dists) for c in letters}
     entropy = sum(-sum(p * math.log(p) for p in d.values() if p > 0) for d in dists) / len(dists)
-    log_p = sum(math.log(max(d[row.solution], 1e-12)) for row, d in zip(rows, dists, strict=True)) / len(rows)
     # the null: each row's answer drawn from the rows' answer-letter prior (restricted to the row's letters)
     prior = {c: sum(row.solution == c for row in rows) / len(rows) for c in letters}
-    gains = []  # per row: log p(correct) minus its expectation under the prior
+    log_ps, gains = [], []  # per row: log p(correct), and that minus its expectation under the prior
     for row, d in zip(rows, dists, strict=True):
         total = sum(prior[c] for c in row.choices) or 1.0
         expected = sum(prior[c] / total * math.log(max(d[c], 1e-12)) for c in row.choices)
-        gains.append(math.log(max(d[row.solution], 1e-12)) - expected)
+        log_ps.append(math.log(max(d[row.solution], 1e-12)))
+        gains.append(log_ps[-1] - expected)
+    log_p = sum(log_ps) / len(log_ps)
     gain = sum(gains) / len(gains)
     spread = math.sqrt(sum((g - gain) ** 2 for g in gains) / max(len(gains) - 1, 1) / len(gains))
     correct = sum(max(d, key=d.get) == row.solution for row, d in zip(rows, dists, strict=True))

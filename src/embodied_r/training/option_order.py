@@ -28,10 +28,10 @@ class OptionLayoutError(ValueError):
 
 
 class _Question(Protocol):
+    """What :func:`balanced_letters` reads of a question (a described sample, a training row, ...)."""
+
     question_id: str
     category: str
-    question: str
-    answer: str
     choices: list[str]
 
 
