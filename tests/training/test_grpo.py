@@ -96,6 +96,7 @@ def test_defaults_are_the_papers_hyper_parameters() -> None:
     assert (cfg.temperature, cfg.prompts_per_step, cfg.max_completion_length, cfg.epochs) == (1.0, 4, 2048, 12)
     assert cfg.precision == "auto" and cfg.max_steps is None and not cfg.gradient_checkpointing
     assert (cfg.entropy_coef, cfg.top_entropy_quantile, cfg.dynamic_sampling) == (0.0, 1.0, 0)  # no extra terms
+    assert cfg.letter_entropy_coef == 0.0
     with pytest.raises(ValidationError):
         GrpoTrainingConfig(max_prompt_length=6144)  # type: ignore[call-arg]
     with pytest.raises(ValidationError):

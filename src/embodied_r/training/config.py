@@ -97,6 +97,15 @@ class GrpoTrainingConfig(BaseModel):
         "top fraction of completion tokens by entropy (TRL's top_entropy_quantile; 0 = the highest-entropy one).",
     )
 
+    letter_entropy_coef: float = Field(
+        0.0,
+        ge=0,
+        description="Not in the paper (paper: 0). An entropy bonus on the answer letter alone: the loss minus this "
+        "times the mean entropy of the policy's distribution over the question's option letters at the token that "
+        "writes the letter (embodied_r.training.letter_entropy). Keeps a small policy from settling on one letter "
+        "without spreading the format tokens as entropy_coef does. Needs shared_prompt (one process, text models).",
+    )
+
     dynamic_sampling: int = Field(
         0,
         ge=0,

@@ -27,7 +27,7 @@ from trl.trainer.utils import pad
 LEFT_PADDED = {"prompt_ids", "prompt_mask"}
 RIGHT_PADDED = {"completion_ids", "completion_mask", "old_per_token_logps", "ref_per_token_logps",
                 "sampling_per_token_logps"}  # fmt: skip
-PER_ROW = {"advantages"}
+PER_ROW = {"advantages", "letter_positions", "letter_candidates"}  # the last two: grpo.letter_entropy_coef
 MERGEABLE = LEFT_PADDED | RIGHT_PADDED | PER_ROW | {"num_items_in_batch"}
 
 

@@ -63,7 +63,14 @@ RewardFunc = Callable[..., list[float | None]]
 #: Dataset columns the rewards need; the other TrainingRow columns are kept too and reach them as kwargs.
 REQUIRED_COLUMNS: tuple[str, ...] = ("prompt", "solution")
 #: Metrics of the last logged step that :class:`TrainOutcome` reports.
-OUTCOME_METRICS: tuple[str, ...] = ("reward", "reward_std", "kl", "completions/mean_length", "entropy")
+OUTCOME_METRICS: tuple[str, ...] = (
+    "reward",
+    "reward_std",
+    "kl",
+    "completions/mean_length",
+    "entropy",
+    "letter_entropy",
+)
 OUTCOME_PREFIXES: tuple[str, ...] = ("rewards/", "schedule/", "dynamic_sampling/")
 _MLFLOW_ENV = (
     "MLFLOW_RUN_ID",
@@ -189,6 +196,7 @@ def train_grpo(
             eval_dataset=eval_dataset,
             shared_prompt=cfg.shared_prompt,
             dynamic_sampling=cfg.dynamic_sampling,
+            letter_entropy_coef=cfg.letter_entropy_coef,
         )
         if trainer.args.world_size != world_size:
             raise RuntimeError(f"WORLD_SIZE says {world_size} processes but the trainer runs {trainer.args.world_size}")

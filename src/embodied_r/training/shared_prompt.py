@@ -32,6 +32,7 @@ One correction applies always: groups whose rewards are all equal get an advanta
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -42,6 +43,7 @@ from trl.trainer.utils import pad
 
 from embodied_r.training.advantages import zero_constant_groups
 from embodied_r.training.dynamic_sampling import flat_groups, replace_groups, replacement_order
+from embodied_r.training.letter_entropy import LetterLocator, letter_entropies
 
 log = logging.getLogger(__name__)
 
@@ -99,12 +101,16 @@ def shared_prompt_logps(
     temperature: float = 1.0,
     compute_entropy: bool = False,
     rows_per_chunk: int = 64,
+    letter_slots: tuple[torch.Tensor, torch.Tensor] | None = None,
+    on_letter_entropy: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Per-token log-probabilities (and entropies) of the last ``logits_to_keep`` tokens of each row.
 
     ``input_ids`` is TRL's ``cat([prompt_ids, completion_ids])`` (prompts left-padded, completions right-padded);
     each distinct prompt is run once and shared by its rows through the KV cache. Returns tensors of shape
     ``(rows, logits_to_keep)``; entries at completion padding are computed but meaningless (TRL masks them).
+    With ``letter_slots`` (positions and candidates of :meth:`LetterLocator.slots`), the answer letter's entropies
+    from the same logits go to ``on_letter_entropy(entropies, rows)`` (:func:`letter_entropies`).
     """
     from transformers import DynamicCache
 
@@ -153,6 +159,8 @@ def shared_prompt_logps(
             entropy_chunks.append(-(log_probs.exp() * log_probs).sum(-1))
     logps = torch.cat(logps_chunks)
     entropies = torch.cat(entropy_chunks) if compute_entropy else None
+    if letter_slots is not None and on_letter_entropy is not None:
+        on_letter_entropy(*letter_entropies(logits, *letter_slots, temperature=temperature))
     return logps, entropies
 
 
@@ -163,7 +171,10 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
     back to TRL's code, logged once.
     """
 
-    def __init__(self, *args: Any, shared_prompt: bool = True, dynamic_sampling: int = 0, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, shared_prompt: bool = True, dynamic_sampling: int = 0, letter_entropy_coef: float = 0.0,
+        **kwargs: Any,
+    ) -> None:  # fmt: skip
         super().__init__(*args, **kwargs)
         self.shared_prompt = shared_prompt and self._shared_prompt_possible()
         if dynamic_sampling < 0:
@@ -171,6 +182,17 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
         self.dynamic_sampling = dynamic_sampling
         if dynamic_sampling:
             self._check_dynamic_sampling()
+        if letter_entropy_coef < 0:
+            raise ValueError(f"letter_entropy_coef must be >= 0, got {letter_entropy_coef}")
+        self.letter_entropy_coef = letter_entropy_coef
+        self._letter_locator = LetterLocator(self._tokenizer) if letter_entropy_coef else None
+        self._letter_slots: tuple[torch.Tensor, torch.Tensor] | None = None  # set while the policy loss runs
+        self._letter_entropy: tuple[torch.Tensor, torch.Tensor] | None = None
+        if letter_entropy_coef and not self.shared_prompt:
+            raise ValueError(
+                "grpo.letter_entropy_coef needs the shared-prompt trainer (one process, text model, no vLLM, no "
+                "gradient checkpointing, grpo.shared_prompt: true); set grpo.letter_entropy_coef: 0"
+            )
 
     def _check_dynamic_sampling(self) -> None:
         reasons = []
@@ -245,6 +267,11 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
         as they are.
         """
         output = super()._generate_and_score_completions(inputs)
+        if self._letter_locator is not None and self.model.training:
+            positions, candidates = self._letter_locator.slots(
+                output["completion_ids"], output["completion_mask"], [row.get("choices") or () for row in inputs]
+            )
+            output["letter_positions"], output["letter_candidates"] = positions, candidates
         if self.multi_objective_aggregation != "sum_then_normalize":
             return output
         mode = "train" if self.model.training else "eval"
@@ -260,6 +287,28 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
             zero_std[-1] = constant.float().mean().item()
         return output
 
+    # -- the answer-letter entropy bonus -----------------------------------------------------------------------------
+
+    def _compute_loss(self, model: Any, inputs: dict[str, Any]) -> torch.Tensor:
+        """TRL's loss, minus ``letter_entropy_coef`` × the mean entropy of the answer letter (module docstring)."""
+        if not self.letter_entropy_coef or "letter_positions" not in inputs:
+            return super()._compute_loss(model, inputs)
+        self._letter_slots = (inputs["letter_positions"], inputs["letter_candidates"])
+        try:
+            loss = super()._compute_loss(model, inputs)
+        finally:
+            self._letter_slots = None
+            entropies, self._letter_entropy = self._letter_entropy, None
+        mode = "train" if self.model.training else "eval"
+        answered = inputs["letter_positions"].ge(0).float().mean().item()
+        self._metrics[mode]["letter_entropy/answered"].append(answered)
+        if entropies is None or entropies[0].numel() == 0:
+            return loss
+        bonus = entropies[0].mean()
+        self._metrics[mode]["letter_entropy"].append(bonus.item())
+        accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1.0
+        return loss - self.letter_entropy_coef * bonus / accumulation
+
     # -- log-probabilities ------------------------------------------------------------------------------------------
 
     def _get_per_token_logps_and_entropies(
@@ -272,6 +321,7 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
                 model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size,
                 compute_entropy=compute_entropy, compute_aux_loss=compute_aux_loss, **multimodal,
             )  # fmt: skip
+        slots = self._letter_slots if torch.is_grad_enabled() else None
         with self.accelerator.autocast():
             logps, entropies = shared_prompt_logps(
                 model,
@@ -280,8 +330,13 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
                 logits_to_keep,
                 temperature=self.temperature,
                 compute_entropy=compute_entropy,
+                letter_slots=slots,
+                on_letter_entropy=self._keep_letter_entropy,
             )
         return logps, entropies, None
+
+    def _keep_letter_entropy(self, entropies: torch.Tensor, rows: torch.Tensor) -> None:
+        self._letter_entropy = (entropies, rows)
 
     # -- generation -------------------------------------------------------------------------------------------------
 
