@@ -55,3 +55,23 @@ def test_summary_says_whether_the_candidate_was_promoted(tmp_path):
         json.dumps({"extra": {"promotion": {"promoted": False, "candidate_version": "2", "reason": "not better"}}})
     )
     assert "Promotion: v2 not promoted (not better)" in render_summary(layout)
+
+
+def test_summary_warns_when_the_budget_cut_a_models_answers(tmp_path):
+    """An SFT model whose traces outgrow evaluation.max_new_tokens scores 0 for the budget, not for its answers:
+    the summary shows the share cut and says what to change."""
+    layout = Layout(root=tmp_path)
+    layout.raw.mkdir(parents=True)
+    summary = {"source": "embedded", "questions": 1, "videos": 1, "per_split": {}, "exclusions": {}, "per_category": {}}
+    (layout.raw / "summary.json").write_text(json.dumps(summary))
+    layout.evaluation.mkdir(parents=True)
+    row = {"pooled_accuracy": 0.3, "format_compliance": 1.0, "per_category": {}, "truncated_rate": 0.0}
+    cut = {**row, "pooled_accuracy": 0.0, "format_compliance": 0.01, "truncated_rate": 0.99}
+    (layout.evaluation / "metrics.json").write_text(json.dumps({"grpo": row, "sft": cut}))
+    text = render_summary(layout)
+    line = next(x for x in text.splitlines() if x.startswith("cut at max_new_tokens"))
+    assert line.split()[-2:] == ["0.0%", "99.0%"]
+    warning = text.split("Warning:")[1]
+    assert "sft: 99% of its completions hit evaluation.max_new_tokens" in warning and "grpo" not in warning
+    (layout.evaluation / "metrics.json").write_text(json.dumps({"grpo": row, "sft": row}))
+    assert "Warning:" not in render_summary(layout)

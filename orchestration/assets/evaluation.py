@@ -7,7 +7,7 @@ import dagster as dg
 
 from embodied_r.data.records import write_json
 from embodied_r.evaluation.generate import compare, evaluate_model
-from embodied_r.evaluation.metrics import aggregate
+from embodied_r.evaluation.metrics import aggregate, truncation_warning
 from embodied_r.evaluation.plots import category_accuracy_png, noise_study_png, training_curves_png
 from embodied_r.evaluation.promotion import promote_if_better
 from embodied_r.evaluation.report import (
@@ -34,7 +34,7 @@ BASE, WARM, GRPO, SFT = "base", "warm-start", "grpo", "sft"
 
 def _metrics_row(agg: dict) -> dict:
     keys = ("pooled_accuracy", "category_mean_accuracy", "format_compliance", "answer_rate", "mean_completion_tokens",
-            "top_answer_share", "constant_answer_accuracy", "answer_shares")  # fmt: skip
+            "top_answer_share", "constant_answer_accuracy", "answer_shares", "truncated_rate")  # fmt: skip
     row = {k: agg.get(k) for k in keys}
     row["pooled_accuracy_ci95"] = agg.get("pooled_accuracy_ci95")
     row["consistency_rate"] = agg.get("consistency_rate")
@@ -90,10 +90,15 @@ def evaluation_results(
         "precision": ev.precision,
     }
     evaluated = {}
+    warnings: list[str] = []  # models whose completions the budget cut (their accuracy measures the budget)
     for label, path in models.items():
         context.log.info("evaluating %s (%s) on %d test questions", label, path, len(rows))
         evaluated[label] = evaluate_model(path, rows, **settings)
         write_per_sample(out / "samples" / f"{label}.jsonl", evaluated[label].per_sample)
+        warning = truncation_warning(label, evaluated[label].aggregate, ev.max_new_tokens)
+        if warning:
+            context.log.warning(warning)
+            warnings.append(warning)
     results = {label: result.aggregate for label, result in evaluated.items()}
 
     # Perception-noise study (embedded world): the trained models on the same questions at other noise levels.
@@ -217,4 +222,6 @@ def evaluation_results(
     }  # fmt: skip
     if noise:
         metadata["noise_study"] = image_markdown(noise_png, "Accuracy vs perception noise", max_width=700)
+    if warnings:
+        metadata["warnings"] = dg.MetadataValue.md("\n".join(f"- {w}" for w in warnings))
     return dg.MaterializeResult(metadata=metadata)

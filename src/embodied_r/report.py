@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from embodied_r.evaluation.metrics import truncation_warning
 from embodied_r.layout import Layout
 
 #: Model labels of the evaluation, in lineage order (others follow, alphabetically).
@@ -57,7 +58,12 @@ def render_summary(layout: Layout) -> str:
         rows = [(c, *(_pct(metrics[label]["per_category"].get(c)) for label in labels)) for c in categories]
         rows.append(("POOLED (Avg)", *(_pct(metrics[label]["pooled_accuracy"], metrics[label]) for label in labels)))
         rows.append(("format compliance", *(_pct(metrics[label]["format_compliance"]) for label in labels)))
+        if any(metrics[label].get("truncated_rate") is not None for label in labels):
+            rows.append(("cut at max_new_tokens", *(_pct(metrics[label].get("truncated_rate")) for label in labels)))
         parts.append("Test accuracy (greedy):\n" + _table(rows, ("category", *labels)))
+        warnings = [w for label in labels if (w := truncation_warning(label, metrics[label])) is not None]
+        if warnings:
+            parts.append("Warning:\n" + "\n".join(f"  {w}" for w in warnings))
         if variants:
             width = max(len(v) for v in variants)
             lines = [f"  {v:<{width}}  {_pct(metrics[v]['pooled_accuracy'], metrics[v])}" for v in variants]

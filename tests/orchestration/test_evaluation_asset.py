@@ -6,6 +6,7 @@ import mlflow
 import pytest
 
 from embodied_r.cli import main
+from embodied_r.evaluation.metrics import TRUNCATION_WARN_RATE
 
 MODELS = ["vlm_descriptions", "base_lm", "training_set", "warm_lm", "sft_lm", "grpo_lm", "evaluation_results"]
 
@@ -56,6 +57,12 @@ def test_evaluation_results_and_promotion(tiny_pipeline):
     assert "pooled (Avg)" in meta["results"].value and "Perception-noise study" in meta["results"].value
     assert "Δ grpo − warm-start" in meta["results"].value
     assert meta["promoted"].value is True, "with no champion, the first passing candidate becomes champion"
+    # Models whose completions the budget cut are named in a warning (the tiny random LM rarely stops in 8 tokens).
+    cut = [m for m in ("base", "warm-start", "grpo", "sft") if metrics[m]["truncated_rate"] > TRUNCATION_WARN_RATE]
+    if cut:
+        assert [m for m in cut if f"- {m}: " in meta["warnings"].value] == cut
+    else:
+        assert "warnings" not in meta
 
     uri = f"sqlite:///{tiny_project}/mlruns/mlflow.db"
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)

@@ -51,6 +51,7 @@ __all__ = [
     "per_category_accuracy",
     "pooled_accuracy",
     "score_sample",
+    "truncation_warning",
 ]
 
 #: The paper's strict format reward; ``format_ok`` means it pays 1.
@@ -198,6 +199,31 @@ def answer_distribution(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "top_answer_share": max(letters.values()) / len(choice) if letters else 0.0,
         "constant_answer_accuracy": max(solutions.values()) / len(choice),
     }
+
+
+#: Share of a model's completions cut at ``max_new_tokens`` above which its accuracy says more about the budget
+#: than about the model (a cut completion has no ``<answer>`` and scores 0). The base instruct model, which
+#: ignores the format anyway, runs past 32 tokens on ≈ 30% of cpu-long's questions: below this, no warning.
+TRUNCATION_WARN_RATE = 0.5
+
+
+def truncation_warning(label: str, agg: Mapping[str, Any], max_new_tokens: int | None = None) -> str | None:
+    """A message when ``label``'s completions were mostly cut by the generation budget, else None.
+
+    >>> truncation_warning("sft", {"truncated_rate": 0.99}, 32)  # doctest: +ELLIPSIS
+    'sft: 99% of its completions hit evaluation.max_new_tokens (32) before ending; ...'
+    >>> truncation_warning("grpo", {"truncated_rate": 0.0}) is None
+    True
+    """
+    rate = agg.get("truncated_rate")
+    if rate is None or rate <= TRUNCATION_WARN_RATE:
+        return None
+    budget = f" ({max_new_tokens})" if max_new_tokens is not None else ""
+    return (
+        f"{label}: {100 * rate:.0f}% of its completions hit evaluation.max_new_tokens{budget} before ending; "
+        "they have no <answer> and score 0, so its accuracy measures the budget: raise evaluation.max_new_tokens "
+        "above the length of what this model writes (the SFT baseline's traces, for one) and evaluate again"
+    )
 
 
 def _mean_or_none(values: Sequence[float]) -> float | None:
