@@ -187,7 +187,7 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
         self.letter_entropy_coef = letter_entropy_coef
         self._letter_locator = LetterLocator(self._tokenizer) if letter_entropy_coef else None
         self._letter_slots: tuple[torch.Tensor, torch.Tensor] | None = None  # set while the policy loss runs
-        self._letter_entropy: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._letter_entropy: torch.Tensor | None = None  # the policy pass's letter entropies, one per answered row
         if letter_entropy_coef and not self.shared_prompt:
             raise ValueError(
                 "grpo.letter_entropy_coef needs the shared-prompt trainer (one process, text model, no vLLM, no "
@@ -302,9 +302,9 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
         mode = "train" if self.model.training else "eval"
         answered = inputs["letter_positions"].ge(0).float().mean().item()
         self._metrics[mode]["letter_entropy/answered"].append(answered)
-        if entropies is None or entropies[0].numel() == 0:
+        if entropies is None or entropies.numel() == 0:
             return loss
-        bonus = entropies[0].mean()
+        bonus = entropies.mean()
         self._metrics[mode]["letter_entropy"].append(bonus.item())
         accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1.0
         return loss - self.letter_entropy_coef * bonus / accumulation
@@ -336,7 +336,7 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
         return logps, entropies, None
 
     def _keep_letter_entropy(self, entropies: torch.Tensor, rows: torch.Tensor) -> None:
-        self._letter_entropy = (entropies, rows)
+        self._letter_entropy = entropies  # the loss needs their mean only, not which rows they belong to
 
     # -- generation -------------------------------------------------------------------------------------------------
 
