@@ -75,3 +75,7 @@ def test_summary_warns_when_the_budget_cut_a_models_answers(tmp_path):
     assert "sft: 99% of its completions hit evaluation.max_new_tokens" in warning and "grpo" not in warning
     (layout.evaluation / "metrics.json").write_text(json.dumps({"grpo": row, "sft": row}))
     assert "Warning:" not in render_summary(layout)
+    noisy = {"grpo": row, "sft": row, "sft, high noise": cut, "grpo, high noise": row}
+    (layout.evaluation / "metrics.json").write_text(json.dumps(noisy))
+    warning = render_summary(layout).split("Warning:")[1].split("Pooled accuracy under other conditions")[0]
+    assert "sft, high noise: 99% of its completions" in warning and "grpo" not in warning

@@ -115,6 +115,10 @@ def evaluation_results(
                 context.log.info("evaluating %s at %s perception noise", label, level)
                 result = evaluate_model(models[label], noisy_rows, **settings)
                 noise[f"{label}, {level} noise"] = result.aggregate
+                warning = truncation_warning(f"{label}, {level} noise", result.aggregate, ev.max_new_tokens)
+                if warning:
+                    context.log.warning(warning)
+                    warnings.append(warning)
                 write_per_sample(out / "samples" / f"{label}_{level}_noise.jsonl", result.per_sample)
     default_noise = {
         k: getattr(params.perception, k) for k in ("miss_object_prob", "wrong_color_prob", "wrong_action_prob")

@@ -61,7 +61,8 @@ def render_summary(layout: Layout) -> str:
         if any(metrics[label].get("truncated_rate") is not None for label in labels):
             rows.append(("cut at max_new_tokens", *(_pct(metrics[label].get("truncated_rate")) for label in labels)))
         parts.append("Test accuracy (greedy):\n" + _table(rows, ("category", *labels)))
-        warnings = [w for label in labels if (w := truncation_warning(label, metrics[label])) is not None]
+        checked = labels + [v for v in variants if v.endswith(" noise")]  # the noise-study reruns decode too
+        warnings = [w for label in checked if (w := truncation_warning(label, metrics[label])) is not None]
         if warnings:
             parts.append("Warning:\n" + "\n".join(f"  {w}" for w in warnings))
         if variants:

@@ -347,3 +347,20 @@ def test_balanced_option_order_spreads_the_train_letters_and_keeps_val_and_test(
     assert balanced.counts["answer_letters"]["train"] == {"A": 3, "B": 4, "C": 3, "D": 3}
     assert given.counts["answer_letters"] == {"train": {"B": 13}, "val": {"B": 1}, "test": {"B": 1}}
     assert "options_reordered" not in given.counts
+
+
+def test_balanced_option_order_balances_only_the_questions_that_fit_the_prompt_budget(tokenizer) -> None:
+    short = [appearance_sample(f"t{i:02d}", "train", "B") for i in range(8)]
+    long = [
+        s.model_copy(update={"frames": [f.model_copy(update={"observation": "A red chair. " * 300}) for f in s.frames]})
+        for s in (appearance_sample(f"t{i:02d}x", "train", "B") for i in range(8))
+    ]
+    cfg = TrainingSetConfig(option_order="balanced", max_prompt_tokens=1000)
+    build = build_training_set(short + long, tokenizer, cfg)
+
+    assert {r.question_id for r in build.rows_by_split["train"]} == {s.question_id for s in short}
+    assert {e["question_id"] for e in build.exclusions if e["reason"] == "prompt_too_long"} == {
+        s.question_id for s in long
+    }
+    assert Counter(r.solution for r in build.rows_by_split["train"]) == dict.fromkeys("ABCD", 2)
+    assert build.counts["options_reordered"] == 8

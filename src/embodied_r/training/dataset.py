@@ -150,19 +150,24 @@ def build_training_set(
             exclusions.append(excluded)
         else:
             kept.append(sample)
-    reordered = _balance_option_order(kept) if cfg.option_order == "balanced" else None
+    fitting: list[tuple[DescribedSample, list[dict[str, str]], int]] = []
     for sample in kept:
-        if reordered is not None:
-            sample = reordered.get(sample.question_id, sample)
         messages = build_messages(sample, system_prompt=cfg.system_prompt)
         n_tokens = count_prompt_tokens(tokenizer, messages)
         if n_tokens > cfg.max_prompt_tokens:
-            exclusions.append(
-                _exclusion(
-                    sample, "prompt_too_long", f"{n_tokens} prompt tokens > max_prompt_tokens {cfg.max_prompt_tokens}"
-                )
-            )
-            continue
+            exclusions.append(_too_long(sample, n_tokens, cfg))
+        else:
+            fitting.append((sample, messages, n_tokens))
+    # Balanced after the length check, so the letters are balanced over the questions that are trained on.
+    reordered = _balance_option_order([f[0] for f in fitting]) if cfg.option_order == "balanced" else None
+    for sample, messages, n_tokens in fitting:
+        if reordered is not None and sample.question_id in reordered:
+            sample = reordered[sample.question_id]
+            messages = build_messages(sample, system_prompt=cfg.system_prompt)
+            n_tokens = count_prompt_tokens(tokenizer, messages)
+            if n_tokens > cfg.max_prompt_tokens:  # moved options can tokenize a token longer
+                exclusions.append(_too_long(sample, n_tokens, cfg))
+                continue
         rows.append(
             TrainingRow(
                 question_id=sample.question_id,
@@ -194,6 +199,12 @@ def build_training_set(
         counts["excluded_by_reason"],
     )
     return TrainingSetBuild(rows_by_split=rows_by_split, exclusions=exclusions, counts=counts)
+
+
+def _too_long(sample: DescribedSample, n_tokens: int, cfg: TrainingSetConfig) -> dict[str, str]:
+    return _exclusion(
+        sample, "prompt_too_long", f"{n_tokens} prompt tokens > max_prompt_tokens {cfg.max_prompt_tokens}"
+    )
 
 
 def _balance_option_order(samples: Sequence[DescribedSample]) -> dict[str, DescribedSample]:
