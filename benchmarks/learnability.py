@@ -37,6 +37,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from embodied_r.data.records import append_jsonl
 from embodied_r.training.common_prefix import common_prefix_length, pad_after_prefix, positions, prefill
+from embodied_r.training.config import resolve_bf16
 from embodied_r.training.dataset import read_training_rows
 from embodied_r.training.grpo import with_think_prefill
 from embodied_r.training.supervised import NEUTRAL_THINK
@@ -60,9 +61,12 @@ def main() -> int:
     parser.add_argument("--examples", type=int, default=400)
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                        help="bf16 autocast over fp32 weights, as training uses ('auto': bf16 with AMX)")  # fmt: skip
     parser.add_argument("--out", default="benchmarks/out/learnability.jsonl")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
+    bf16 = resolve_bf16(args.precision)
 
     data = ROOT / args.data
     model_dir = args.model or json.loads((ROOT / "data/models/base_lm.json").read_text())["path"]
@@ -89,9 +93,10 @@ def main() -> int:
         """Logits at the answer position; the prompt with or without gradients, the suffix always with."""
         ids, mask = pad_after_prefix(seqs, n, pad)
         cut = ids.size(1) - len(suffix)
-        with nullcontext() if grad and args.prompt_grad == "all" else torch.no_grad():
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+        with autocast, nullcontext() if grad and args.prompt_grad == "all" else torch.no_grad():
             cache = prefill(model, ids, mask, n, cut)
-        with nullcontext() if grad else torch.no_grad():
+        with autocast, nullcontext() if grad else torch.no_grad():
             out = model(input_ids=ids[:, cut:], attention_mask=mask, position_ids=positions(mask)[:, cut:],
                         past_key_values=cache, use_cache=True, logits_to_keep=1)  # fmt: skip
         return out.logits[:, -1]
@@ -108,7 +113,10 @@ def main() -> int:
         pooled = [h for v in hits.values() for h in v]
         return {"pooled": sum(pooled) / len(pooled), "per_category": {c: sum(v) / len(v) for c, v in hits.items()}}
 
-    print(f"{len(train)} train, {len(test)} test questions; {n} shared prompt tokens; prompt grad {args.prompt_grad}")
+    print(
+        f"{len(train)} train, {len(test)} test questions; {n} shared prompt tokens; prompt grad {args.prompt_grad}"
+        f"{', bf16' if bf16 else ''}"
+    )
     curve = [{"examples": 0, **evaluate()}]
     print(f"  0 examples: test {curve[-1]['pooled']:.3f} {curve[-1]['per_category']}", flush=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
