@@ -12,6 +12,9 @@ CPU); ``all`` is the exact gradient. The prompt start all rows share is run once
 
     .venv/bin/python benchmarks/learnability.py --categories obj_appearance_order --examples 320 --lr 1e-4
     .venv/bin/python benchmarks/learnability.py --prompt-grad none --examples 800 --eval-every 200
+    .venv/bin/python benchmarks/learnability.py --train-limit 16 --score-train --examples 320 --eval-every 64
+
+The last is the sanity check: can the LM fit N questions it sees again and again (training accuracy per point)?
 
 Appends its record (the whole curve) to ``--out`` (``benchmarks/out/learnability.jsonl``), also when stopped early
 (Ctrl-C or ``kill``): then with the points measured so far and ``"stopped": true``.
@@ -60,6 +63,8 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--examples", type=int, default=400)
     parser.add_argument("--eval-every", type=int, default=100)
+    parser.add_argument("--train-limit", type=int, default=0, help="train on the first N (shuffled) questions only")
+    parser.add_argument("--score-train", action="store_true", help="also score the training questions (memorised?)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
                         help="bf16 autocast over fp32 weights, as training uses ('auto': bf16 with AMX)")  # fmt: skip
@@ -74,6 +79,8 @@ def main() -> int:
     train = [r for r in read_training_rows(data / "train.jsonl") if r.choices and (keep is None or r.category in keep)]
     test = [r for r in read_training_rows(data / "test.jsonl") if r.choices and (keep is None or r.category in keep)]
     random.Random(args.seed).shuffle(train)
+    if args.train_limit:
+        train = train[: args.train_limit]
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     tokenizer.chat_template = with_think_prefill(tokenizer.chat_template)
@@ -101,17 +108,23 @@ def main() -> int:
                         past_key_values=cache, use_cache=True, logits_to_keep=1)  # fmt: skip
         return out.logits[:, -1]
 
-    def evaluate() -> dict:
-        model.eval()
+    def accuracy(rows, encoded) -> dict:
         hits: dict[str, list[bool]] = {}
-        for start in range(0, len(test), 8):
-            logits = answer_logits(enc_test[start : start + 8], grad=False)
-            for row, lg in zip(test[start : start + 8], logits, strict=True):
+        for start in range(0, len(rows), 8):
+            logits = answer_logits(encoded[start : start + 8], grad=False)
+            for row, lg in zip(rows[start : start + 8], logits, strict=True):
                 choice = max(row.choices, key=lambda c: lg[letter_ids[c]].item())
                 hits.setdefault(row.category, []).append(choice == row.solution)
-        model.train()
         pooled = [h for v in hits.values() for h in v]
         return {"pooled": sum(pooled) / len(pooled), "per_category": {c: sum(v) / len(v) for c, v in hits.items()}}
+
+    def evaluate() -> dict:
+        model.eval()
+        point = accuracy(test, enc_test)
+        if args.score_train:
+            point["train_accuracy"] = accuracy(train, enc_train)["pooled"]
+        model.train()
+        return point
 
     print(
         f"{len(train)} train, {len(test)} test questions; {n} shared prompt tokens; prompt grad {args.prompt_grad}"
@@ -140,9 +153,10 @@ def main() -> int:
                     recent = losses[-max(1, args.eval_every // args.batch) :]
                     curve.append({"examples": seen, "loss": sum(recent) / len(recent), "s_per_example": train_s / seen,
                                   **evaluate()})  # fmt: skip
+                    fitted = f"train {curve[-1]['train_accuracy']:.3f} " if args.score_train else ""
                     print(f"  {seen} examples: loss {curve[-1]['loss']:.3f}, test {curve[-1]['pooled']:.3f} "
                           f"{ {c: round(v, 3) for c, v in curve[-1]['per_category'].items()} } "
-                          f"({curve[-1]['s_per_example']:.2f} s an example)", flush=True)  # fmt: skip
+                          f"{fitted}({curve[-1]['s_per_example']:.2f} s an example)", flush=True)  # fmt: skip
                 if seen >= args.examples:
                     break
     except KeyboardInterrupt:

@@ -70,6 +70,20 @@ def test_learnability_writes_a_curve_for_each_prompt_gradient(learnability_run) 
     assert records[0]["curve"][1]["loss"] != records[0]["curve"][2]["loss"]
 
 
+def test_learnability_fits_a_few_training_questions_and_scores_them(learnability_run) -> None:
+    """``--train-limit N --score-train``: the sanity check that the benchmark fits what it is shown, scored apart
+    from the test split (the tiny LM can fit one question; its prompts differ too little for it to tell more apart).
+    """
+    (record,) = learnability_run("--train-limit", "1", "--score-train", "--examples", "30", "--eval-every", "10",
+                                 "--lr", "3e-2", "--precision", "fp32")  # fmt: skip
+    assert record["train"] == 1
+    curve = record["curve"]
+    assert [point["examples"] for point in curve] == [0, 10, 20, 30]
+    assert curve[-1]["train_accuracy"] == 1.0, "one question seen 30 times is fitted"
+    assert curve[-1]["loss"] < 0.1
+    assert curve[-1]["pooled"] == 0.25, "the test questions (A, B, C, D) get that one letter: one in four"
+
+
 def test_learnability_stopped_early_keeps_its_curve(learnability_run, monkeypatch) -> None:
     """Ctrl-C (or `kill`) in the middle of a run writes the points measured so far, marked as stopped."""
     steps = []
