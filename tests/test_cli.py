@@ -26,3 +26,26 @@ def test_a_bad_params_file_fails_before_dagster_starts(tiny_project: Path, capsy
     captured = capsys.readouterr()
     assert "grpo.num_generations" in captured.err
     assert not (tiny_project / "data" / "raw_videos").exists()
+
+
+@pytest.mark.slow
+def test_all_partitions_with_unpartitioned_assets_materializes_each_in_order(
+    tiny_project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    """Unpartitioned assets in a command with ``--all-partitions`` run before or after the per-video ones.
+
+    In one partitioned run Dagster skips the unpartitioned assets without an error; the CLI runs them apart.
+    """
+    monkeypatch.setenv("DAGSTER_HOME", str(tiny_project / ".dagster_home"))
+
+    def materialized(*assets: str) -> tuple[list[str], list[str]]:
+        assert main(["--root", str(tiny_project), "materialize", *assets, "--all-partitions"]) == 0
+        out = capsys.readouterr().out.splitlines()
+        return [line.split()[1] for line in out if line.startswith("materialized ")], out
+
+    done, _ = materialized("keyframes", "raw_videos")  # raw_videos first: it creates the partitions
+    assert done[0] == "raw_videos" and done.count("keyframes") >= 2 and len(done) == 1 + done.count("keyframes")
+    done, out = materialized("keyframes", "vlm_descriptions")
+    assert done[-1] == "vlm_descriptions" and done.count("keyframes") >= 2, "every video's key frames, then this"
+    assert "check vlm_descriptions:descriptions passed" in out
+    assert (tiny_project / "data" / "descriptions").is_dir()

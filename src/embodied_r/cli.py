@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("embodied_r")
 
@@ -96,30 +97,37 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     load_params(root / args.params)  # fail fast, before Dagster starts, on a bad params file
     instance = dg.DagsterInstance.get()
     tags = dict(t.split("=", 1) for t in args.tag)
-    if args.all_partitions:
-        from orchestration.partitions import all_videos_run_tags
-
-        try:
-            tags |= all_videos_run_tags(instance)
-        except ValueError as exc:
-            print(str(exc), file=sys.stderr)
-            return 1
     level = "WARNING" if args.verbose == 0 else "INFO" if args.verbose == 1 else "DEBUG"
-    result = dg.materialize(
-        assets=[*defs.assets, *(defs.asset_checks or [])],
-        selection=args.assets,
-        instance=instance,
-        resources=defs.resources,
-        partition_key=args.partition,
-        tags=tags,
-        run_config={"loggers": {"console": {"config": {"log_level": level}}}},
-        raise_on_error=False,
-    )
-    for event in result.get_asset_materialization_events():
-        partition = f" [{event.partition}]" if event.partition else ""
-        print(f"materialized {event.asset_key.to_user_string()}{partition}")
+    results = []
+    for selection, partitioned in _runs(defs, args.assets, per_video=bool(args.all_partitions or args.partition)):
+        partition_tags: dict[str, str] = {}
+        if partitioned and args.all_partitions:  # after raw_videos, when the same command runs it first
+            from orchestration.partitions import all_videos_run_tags
+
+            try:
+                partition_tags = all_videos_run_tags(instance)
+            except ValueError as exc:
+                print(str(exc), file=sys.stderr)
+                return 1
+        result = dg.materialize(
+            assets=[*defs.assets, *(defs.asset_checks or [])],
+            selection=selection,
+            instance=instance,
+            resources=defs.resources,
+            partition_key=args.partition if partitioned else None,
+            tags=tags | partition_tags,
+            run_config={"loggers": {"console": {"config": {"log_level": level}}}},
+            raise_on_error=False,
+        )
+        results.append(result)
+        if not result.success:
+            break  # the rest depends on it
+    for result in results:
+        for event in result.get_asset_materialization_events():
+            partition = f" [{event.partition}]" if event.partition else ""
+            print(f"materialized {event.asset_key.to_user_string()}{partition}")
     failed_checks = []
-    for check in result.get_asset_check_evaluations():
+    for check in (c for result in results for c in result.get_asset_check_evaluations()):
         status = "passed" if check.passed else "FAILED"
         print(f"check {check.asset_key.to_user_string()}:{check.check_name} {status}")
         if not check.passed:
@@ -129,15 +137,35 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         # Blocking checks: the next stage must not start (DVC runs it in a separate process).
         print(f"{len(failed_checks)} blocking data check(s) failed; fix the data or the thresholds", file=sys.stderr)
         return 1
-    if not result.success:
-        print(f"run {result.run_id} failed; details: make ui, then open the run", file=sys.stderr)
-        for event in result.all_events:
+    failed = next((result for result in results if not result.success), None)
+    if failed is not None:
+        print(f"run {failed.run_id} failed; details: make ui, then open the run", file=sys.stderr)
+        for event in failed.all_events:
             if event.is_step_failure and event.step_failure_data is not None:
                 print(
                     event.step_failure_data.error.to_string() if event.step_failure_data.error else "", file=sys.stderr
                 )
         return 1
     return 0
+
+
+def _runs(defs, assets: list[str], *, per_video: bool) -> list[tuple[Any, bool]]:
+    """The runs that materialize ``assets``, as ``(selection, partitioned)``: one run, or with a partition option up
+    to three — the unpartitioned assets the per-video ones depend on, the per-video assets for those partitions, then
+    the rest (one partitioned run would silently skip the unpartitioned assets).
+    """
+    if not per_video:
+        return [(assets, False)]
+    import dagster as dg
+
+    graph = defs.resolve_asset_graph()
+    keys = dg.AssetSelection.from_coercible(assets).resolve(graph)
+    per_video_keys = {k for k in keys if graph.get(k).partitions_def is not None}
+    upstream = dg.AssetSelection.assets(*per_video_keys).upstream().resolve(graph) if per_video_keys else set()
+    before = {k for k in keys - per_video_keys if k in upstream}
+    after = keys - per_video_keys - before
+    runs = [(sorted(before), False), (sorted(per_video_keys), True), (sorted(after), False)]
+    return [(selection, partitioned) for selection, partitioned in runs if selection]
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
