@@ -91,14 +91,18 @@ def evaluation_results(
     }
     evaluated = {}
     warnings: list[str] = []  # models whose completions the budget cut (their accuracy measures the budget)
+
+    def warn_if_cut(label: str, agg: dict) -> None:
+        warning = truncation_warning(label, agg, ev.max_new_tokens)
+        if warning:
+            context.log.warning(warning)
+            warnings.append(warning)
+
     for label, path in models.items():
         context.log.info("evaluating %s (%s) on %d test questions", label, path, len(rows))
         evaluated[label] = evaluate_model(path, rows, **settings)
         write_per_sample(out / "samples" / f"{label}.jsonl", evaluated[label].per_sample)
-        warning = truncation_warning(label, evaluated[label].aggregate, ev.max_new_tokens)
-        if warning:
-            context.log.warning(warning)
-            warnings.append(warning)
+        warn_if_cut(label, evaluated[label].aggregate)
     results = {label: result.aggregate for label, result in evaluated.items()}
 
     # Perception-noise study (embedded world): the trained models on the same questions at other noise levels.
@@ -115,10 +119,7 @@ def evaluation_results(
                 context.log.info("evaluating %s at %s perception noise", label, level)
                 result = evaluate_model(models[label], noisy_rows, **settings)
                 noise[f"{label}, {level} noise"] = result.aggregate
-                warning = truncation_warning(f"{label}, {level} noise", result.aggregate, ev.max_new_tokens)
-                if warning:
-                    context.log.warning(warning)
-                    warnings.append(warning)
+                warn_if_cut(f"{label}, {level} noise", result.aggregate)
                 write_per_sample(out / "samples" / f"{label}_{level}_noise.jsonl", result.per_sample)
     default_noise = {
         k: getattr(params.perception, k) for k in ("miss_object_prob", "wrong_color_prob", "wrong_action_prob")

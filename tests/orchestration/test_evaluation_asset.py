@@ -59,7 +59,7 @@ def test_evaluation_results_and_promotion(tiny_pipeline):
     assert meta["promoted"].value is True, "with no champion, the first passing candidate becomes champion"
     # Models whose completions the budget cut are named in a warning (the tiny random LM rarely stops in 8 tokens),
     # the noise-study reruns included.
-    evaluated = ["base", "warm-start", "grpo", "sft", *noise]  # the noise-study reruns are checked too
+    evaluated = ["base", "warm-start", "grpo", "sft", *noise]
     cut = [m for m in evaluated if metrics[m]["truncated_rate"] > TRUNCATION_WARN_RATE]
     if cut:
         assert [m for m in cut if f"- {m}: " in meta["warnings"].value] == cut
