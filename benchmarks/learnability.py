@@ -7,12 +7,19 @@ letter at that position (teacher forcing, no sampling). Every ``--eval-every`` e
 scored the same way: the choice letter with the highest logit at the answer position (a forward pass each, no
 decoding). If this curve stays at chance for N examples, GRPO on N prompts has nothing to find either.
 
+``--answer text`` puts the correct option's *text* in ``<answer>`` instead of its letter (``cold_start.answer:
+option_text``): the loss is on that text's tokens, and a question is scored by the option whose text is likeliest
+there. ``--think`` sets what comes before ``</think>``: the cold start's neutral sentence (default), ``notes`` (the
+named objects frame by frame, copied from the prompt: a reading aid that holds no answer), or ``answer`` (the
+correct option's text: a diagnostic of the last step alone, looking up the letter of a known answer).
+
 ``--prompt-grad none`` runs the prompt without gradients (only the answer tokens train; ~4x cheaper a question on a
 CPU); ``all`` is the exact gradient. The prompt start all rows share is run once per batch.
 
     .venv/bin/python benchmarks/learnability.py --categories obj_appearance_order --examples 320 --lr 1e-4
     .venv/bin/python benchmarks/learnability.py --prompt-grad none --examples 800 --eval-every 200
     .venv/bin/python benchmarks/learnability.py --train-limit 16 --score-train --examples 320 --eval-every 64
+    .venv/bin/python benchmarks/learnability.py --answer text --categories obj_appearance_order --lr 1e-4
 
 The last is the sanity check: can the LM fit N questions it sees again and again (training accuracy per point)?
 
@@ -26,6 +33,7 @@ import argparse
 import json
 import os
 import random
+import re
 import signal
 import sys
 import time
@@ -38,7 +46,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from embodied_r.data.records import append_jsonl
+from embodied_r.data.records import append_jsonl, parse_choices
 from embodied_r.training.common_prefix import common_prefix_length, pad_after_prefix, positions, prefill
 from embodied_r.training.config import resolve_bf16
 from embodied_r.training.dataset import read_training_rows
@@ -47,6 +55,30 @@ from embodied_r.training.supervised import NEUTRAL_THINK
 from embodied_r.vocabulary import LETTERS
 
 ROOT = Path(__file__).resolve().parents[1]
+
+_FRAME = re.compile(
+    r"^Frame (\d+): (?:After (.+?), )?Observe: .*?"
+    r"(?:Objects named in the question: (.+)\.|None of the objects named in the question are visible\.)$",
+    re.M,
+)
+_MENTION = re.compile(r"an? (.+?) \([\w-]+-shaped\) (to the \w+|[\w-]+)(?:, about [\d.]+ m away)?")
+
+
+def frame_notes(content: str) -> str:
+    """``--think notes``: the frame notes of one user turn; ``""`` when its descriptions are not the embedded world's.
+
+    >>> frame_notes("Frame 0: Observe: I see a red box (box-shaped) ahead, about 2.0 m away. "
+    ...             "Objects named in the question: a red box (box-shaped) ahead, about 2.0 m away.\\n"
+    ...             "Frame 1: After move left, Observe: No new objects came into view. "
+    ...             "None of the objects named in the question are visible.")
+    'Frame 0: red box ahead. Frame 1: move left; none.'
+    """
+    notes = []
+    for match in _FRAME.finditer(content):
+        index, action, named = match.groups()
+        seen = ", ".join(f"{name} {where}" for name, where in _MENTION.findall(named)) if named else "none"
+        notes.append(f"Frame {index}: " + (f"{action}; " if action else "") + f"{seen}.")
+    return " ".join(notes)
 
 
 def _interrupt(signum, frame):
@@ -68,6 +100,13 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
                         help="bf16 autocast over fp32 weights, as training uses ('auto': bf16 with AMX)")  # fmt: skip
+    parser.add_argument("--think", choices=["neutral", "notes", "answer"], default="neutral",
+                        help="the <think> before the answer: the cold start's neutral sentence; frame notes read off "
+                             "the prompt (the named objects each frame shows; no answer); or, as a diagnostic of the "
+                             "letter step alone, the correct option's text")  # fmt: skip
+    parser.add_argument("--answer", choices=["letter", "text"], default="letter",
+                        help="what the <answer> holds: the option letter (paper), or the option's text (scored "
+                             "by each option text's likelihood; the loss is on the correct text's tokens)")  # fmt: skip
     parser.add_argument("--out", default="benchmarks/out/learnability.jsonl")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
@@ -86,14 +125,30 @@ def main() -> int:
     tokenizer.chat_template = with_think_prefill(tokenizer.chat_template)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     letter_ids = {c: tokenizer(c, add_special_tokens=False).input_ids[0] for c in LETTERS}
-    suffix = tokenizer(NEUTRAL_THINK + "</think>\n<answer>", add_special_tokens=False).input_ids
+    suffix = tokenizer("</think>\n<answer>", add_special_tokens=False).input_ids
 
     def encode(row) -> list[int]:
         text = tokenizer.apply_chat_template(row.prompt, add_generation_prompt=True, tokenize=False)
-        return tokenizer(text, add_special_tokens=False).input_ids + suffix
+        if args.think == "notes":
+            think = frame_notes(row.prompt[-1]["content"])
+        elif args.think == "answer":
+            think = f"The answer is: {parse_choices(row.question)[row.solution]}."
+        else:
+            think = NEUTRAL_THINK
+        return tokenizer(text + think, add_special_tokens=False).input_ids + suffix
 
     enc_train, enc_test = [encode(r) for r in train], [encode(r) for r in test]
-    n = common_prefix_length(enc_train + enc_test, keep=len(suffix) + 1)
+    option_ids: dict[str, dict[str, list[int]]] = {}
+    if args.answer == "text":
+        for r in train + test:
+            texts = parse_choices(r.question)
+            if set(texts) != set(r.choices):
+                sys.exit(f"{r.question_id}: --answer text needs each option on its own line ('B. text'); "
+                         f"found {sorted(texts)} of {r.choices}")  # fmt: skip
+            option_ids[r.question_id] = {c: tokenizer(t + "</answer>", add_special_tokens=False).input_ids
+                                         for c, t in texts.items()}  # fmt: skip
+    longest = max((len(ids) for options in option_ids.values() for ids in options.values()), default=0)
+    n = common_prefix_length(enc_train + enc_test, keep=len(suffix) + longest + 1)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
     def answer_logits(seqs: list[list[int]], grad: bool) -> torch.Tensor:
@@ -108,12 +163,39 @@ def main() -> int:
                         past_key_values=cache, use_cache=True, logits_to_keep=1)  # fmt: skip
         return out.logits[:, -1]
 
+    def text_logps(seqs: list[list[int]], conts: list[list[int]], grad: bool) -> torch.Tensor:
+        """Summed log-probs of each row's continuation ``conts[i]`` after ``seqs[i]`` (the option text mode)."""
+        ids, mask = pad_after_prefix([s + c for s, c in zip(seqs, conts, strict=True)], n, pad)
+        k = max(len(c) for c in conts) + 1
+        cut = ids.size(1) - k
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+        with autocast, nullcontext() if grad and args.prompt_grad == "all" else torch.no_grad():
+            cache = prefill(model, ids, mask, n, cut)
+        with autocast, nullcontext() if grad else torch.no_grad():
+            out = model(input_ids=ids[:, cut:], attention_mask=mask, position_ids=positions(mask)[:, cut:],
+                        past_key_values=cache, use_cache=True)  # fmt: skip
+        logps = out.logits.float().log_softmax(-1)
+        return torch.stack([
+            logps[i, k - len(c) - 1 : k - 1].gather(-1, torch.tensor(c)[:, None]).sum() for i, c in enumerate(conts)
+        ])  # fmt: skip
+
+    def choose(rows, encoded) -> list[str]:
+        if args.answer == "letter":
+            logits = answer_logits(encoded, grad=False)
+            return [max(r.choices, key=lambda c: lg[letter_ids[c]].item()) for r, lg in zip(rows, logits, strict=True)]
+        picks = []
+        for row, seq in zip(rows, encoded, strict=True):
+            options = option_ids[row.question_id]
+            scores = text_logps([seq] * len(options), list(options.values()), grad=False)
+            picks.append(list(options)[int(scores.argmax())])
+        return picks
+
     def accuracy(rows, encoded) -> dict:
         hits: dict[str, list[bool]] = {}
         for start in range(0, len(rows), 8):
-            logits = answer_logits(encoded[start : start + 8], grad=False)
-            for row, lg in zip(rows[start : start + 8], logits, strict=True):
-                choice = max(row.choices, key=lambda c: lg[letter_ids[c]].item())
+            for row, choice in zip(
+                rows[start : start + 8], choose(rows[start : start + 8], encoded[start : start + 8]), strict=True
+            ):
                 hits.setdefault(row.category, []).append(choice == row.solution)
         pooled = [h for v in hits.values() for h in v]
         return {"pooled": sum(pooled) / len(pooled), "per_category": {c: sum(v) / len(v) for c, v in hits.items()}}
@@ -140,9 +222,13 @@ def main() -> int:
             for start in range(0, len(train), args.batch):
                 step_started = time.perf_counter()
                 batch = list(range(start, min(start + args.batch, len(train), start + args.examples - seen)))
-                logits = answer_logits([enc_train[i] for i in batch], grad=True)
-                target = torch.tensor([letter_ids[train[i].solution] for i in batch])
-                loss = torch.nn.functional.cross_entropy(logits.float(), target)
+                if args.answer == "letter":
+                    logits = answer_logits([enc_train[i] for i in batch], grad=True)
+                    target = torch.tensor([letter_ids[train[i].solution] for i in batch])
+                    loss = torch.nn.functional.cross_entropy(logits.float(), target)
+                else:
+                    conts = [option_ids[train[i].question_id][train[i].solution] for i in batch]
+                    loss = -text_logps([enc_train[i] for i in batch], conts, grad=True).sum() / sum(map(len, conts))
                 loss.backward()
                 optimizer.step()
                 optimizer.zero_grad()

@@ -178,7 +178,7 @@ def main() -> int:
         out = work / f"sft-{short_hash(json.dumps([sft.model_dump(), base, len(train_rows)]))}"
         started = time.perf_counter()
         if not (out / "final").is_dir():
-            train_supervised(base, reasoning_trace_examples(train_rows), out, sft, purpose="sft")
+            train_supervised(base, reasoning_trace_examples(train_rows, sft.answer), out, sft, purpose="sft")
         record["sft_s"] = round(time.perf_counter() - started, 1)
         record["sft"] = score(str(out / "final"), test_rows, params, "sft")
 

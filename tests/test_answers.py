@@ -92,6 +92,36 @@ def test_choices_restrict_letters() -> None:
         extract_answer("<answer>A</answer>", ABCD, mode="anything")  # type: ignore[arg-type]
 
 
+ORDER = "Order?\nA. gray crate, white lamp\nB. white lamp, gray crate\nC. to the left\nD. To the left."
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("white lamp, gray crate", "B"),  # an option's text, exactly
+        ("  Gray  Crate, White Lamp. ", "A"),  # case, spacing and a final full stop aside
+        ("ＷＨＩＴＥ lamp, gray crate", "B"),  # NFKC
+        ("B", "B"),  # a letter still reads as a letter
+        ("A. white lamp, gray crate", "A"),  # ... and wins over the text after it
+        ("to the left", None),  # two options share the text: ambiguous
+        ("gray crate", None),  # part of an option is not the option
+        ("white lamp, gray crate, black globe", None),
+        ("", None),
+    ],
+)
+def test_answer_text_mode_reads_one_options_exact_text(content: str, expected: str | None) -> None:
+    text = f"<think>x</think><answer>{content}</answer>"
+    assert extract_answer(text, ABCD, mode="answer_text", question=ORDER) == expected
+
+
+def test_answer_text_mode_needs_the_question_and_respects_the_choices() -> None:
+    with pytest.raises(ValueError, match="needs the question"):
+        extract_answer("<answer>white lamp, gray crate</answer>", ABCD, mode="answer_text")
+    assert extract_answer("<answer>white lamp, gray crate</answer>", "AC", "answer_text", question=ORDER) is None
+    assert extract_answer("<think>x</think>", ABCD, mode="answer_text", question=ORDER) is None  # no block
+    assert extract_answer("<answer>white lamp, gray crate</answer>", ABCD, question=ORDER) is None  # answer_tag
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

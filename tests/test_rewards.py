@@ -104,6 +104,20 @@ def test_accuracy_numeric_rows_use_mra_and_missing_choices_are_inferred() -> Non
         accuracy_reward(["<answer>3</answer>"], solution=["three"], choices=[[]])
 
 
+def test_answer_text_accuracy_reads_option_texts_from_the_question_column() -> None:
+    completions = [f"<think>x</think><answer>{a}</answer>" for a in ("Right", "B", "left", "right, maybe")]
+    text_reward = make_accuracy_reward("answer_text")
+    assert text_reward(completions, solution=["B"] * 4, question=[QUESTION] * 4, choices=[ABCD] * 4) == [
+        1.0, 1.0, 0.0, 0.0,
+    ]  # fmt: skip
+    # The paper's reading ignores option texts; answer_text without the question column fails loudly.
+    assert make_accuracy_reward("answer_tag")(completions, solution=["B"] * 4, question=[QUESTION] * 4) == [0, 1, 0, 0]
+    with pytest.raises(ValueError, match="needs the question"):
+        text_reward(completions[:1], solution=["B"])
+    with pytest.raises(ValueError, match="accuracy mode must be one of"):
+        make_accuracy_reward("text")  # type: ignore[arg-type]
+
+
 def test_rewards_accept_trl_keyword_arguments_and_have_stable_names() -> None:
     from trl.trainer.utils import get_callable_name
 

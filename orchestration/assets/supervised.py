@@ -158,7 +158,12 @@ def sft_lm(context: dg.AssetExecutionContext, project: ProjectResource, mlflow: 
         write_json(layout.models / SFT_LM_POINTER, {"enabled": False, "path": None})
         return dg.MaterializeResult(metadata={"sft": "disabled (sft.enabled: false)"})
     pointer, metadata = _train(
-        context, project, mlflow, stage="sft", cfg=params.sft, examples_fn=reasoning_trace_examples
+        context,
+        project,
+        mlflow,
+        stage="sft",
+        cfg=params.sft,
+        examples_fn=lambda rows: reasoning_trace_examples(rows, params.sft.answer),
     )
     write_json(layout.models / SFT_LM_POINTER, pointer)
     return dg.MaterializeResult(metadata=metadata)

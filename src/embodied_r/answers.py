@@ -31,6 +31,12 @@ Three ways to read an option letter (``mode``):
     change is that a letter outside ``choices`` gives ``None`` instead of the official raw text, which scores
     the same (it can never equal the ground truth).
 
+``"answer_text"`` (not in the paper; for small LMs, see ``rewards.accuracy_mode``)
+    As ``"answer_tag"``, and an answer that is not a letter may instead be the **text of one option**, exactly
+    (``<answer>to the left</answer>`` for ``C. to the left``; case, surrounding spaces, a final full stop and
+    NFKC forms aside). Text matching two options, or none, reads as ``None``. A small LM copies an option's text
+    far more readily than it looks its letter up; the letter is the same either way, so scores stay comparable.
+
 ``"bare"``
     The whole text is the answer content, read like the inside of an ``<answer>`` block (if the text does
     hold an ``<answer>`` block, that is read instead). Used for the consistency judge's one-letter replies.
@@ -51,11 +57,14 @@ import unicodedata
 from collections.abc import Iterable
 from typing import Literal
 
+from embodied_r.data.records import parse_choices
+
 __all__ = [
     "ANSWER_BLOCK_RE",
     "DEFAULT_CHOICES",
     "MRA_TOLERANCES",
     "THINK_BLOCK_RE",
+    "AccuracyMode",
     "AnswerMode",
     "answer_block",
     "extract_answer",
@@ -65,7 +74,9 @@ __all__ = [
     "normalize_text",
 ]
 
-AnswerMode = Literal["answer_tag", "official_scan", "bare"]
+AnswerMode = Literal["answer_tag", "answer_text", "official_scan", "bare"]
+#: The modes that read a policy's completion (``bare`` reads a judge's one-letter reply).
+AccuracyMode = Literal["answer_tag", "answer_text", "official_scan"]
 
 #: Four-option multiple choice, the common case in both benchmarks.
 DEFAULT_CHOICES: tuple[str, ...] = ("A", "B", "C", "D")
@@ -154,6 +165,17 @@ def _letter_from_content(content: str, choices: frozenset[str]) -> str | None:
     return letter if letter in choices else None
 
 
+def _option_text_key(text: str) -> str:
+    return " ".join(normalize_text(text).casefold().split()).rstrip(".").strip()
+
+
+def _letter_from_option_text(content: str, question: str, choices: frozenset[str]) -> str | None:
+    """The one option of ``question`` whose text ``content`` is (``None`` for none or several)."""
+    key = _option_text_key(content)
+    found = [c for c, t in parse_choices(question).items() if c in choices and _option_text_key(t) == key]
+    return found[0] if len(found) == 1 else None
+
+
 def _official_scan(text: str) -> str | None:
     """The official ``normalize_answer``: scan the whole completion with four patterns in turn."""
     text = text.strip()
@@ -173,6 +195,7 @@ def extract_answer(
     text: str,
     choices: Iterable[str] = DEFAULT_CHOICES,
     mode: AnswerMode = "answer_tag",
+    question: str | None = None,
 ) -> str | None:
     """The option letter a completion answers, or ``None`` if it answers none of ``choices`` unambiguously.
 
@@ -180,12 +203,17 @@ def extract_answer(
         text: The completion (plain text).
         choices: The option letters of the question, upper case (e.g. ``["A", "B", "C", "D"]``). Empty for a
             numeric question — then the answer is ``None``; use :func:`extract_number`.
-        mode: ``"answer_tag"`` (default), ``"official_scan"`` or ``"bare"``; see the module docstring.
+        mode: ``"answer_tag"`` (default), ``"answer_text"``, ``"official_scan"`` or ``"bare"``; see the module
+            docstring.
+        question: The question with its lettered option lines; ``"answer_text"`` reads option texts from it.
 
     >>> extract_answer("<think>…</think><answer>B. the red chair</answer>")
     'B'
     >>> extract_answer("<think>…</think><answer>E</answer>") is None  # E is not among A–D
     True
+    >>> question = "Where is it?\\nA. ahead\\nB. behind\\nC. to the left"
+    >>> extract_answer("<answer>To the left.</answer>", "ABC", "answer_text", question=question)
+    'C'
     """
     allowed = frozenset(str(c).strip() for c in choices)
     if not allowed:
@@ -193,13 +221,20 @@ def extract_answer(
     if mode == "official_scan":
         letter = _official_scan(text)
         return letter if letter in allowed else None
-    if mode == "answer_tag":
+    if mode in ("answer_tag", "answer_text"):
         content = answer_block(text)
-        return None if content is None else _letter_from_content(content, allowed)
+        if content is None:
+            return None
+        letter = _letter_from_content(content, allowed)
+        if letter is None and mode == "answer_text":
+            if question is None:
+                raise ValueError("answer mode 'answer_text' needs the question (its option texts)")
+            letter = _letter_from_option_text(content, question, allowed)
+        return letter
     if mode == "bare":
         content = answer_block(text)
         return _letter_from_content(text if content is None else content, allowed)
-    raise ValueError(f"unknown answer mode {mode!r}: expected 'answer_tag', 'official_scan' or 'bare'")
+    raise ValueError(f"unknown answer mode {mode!r}: expected 'answer_tag', 'answer_text', 'official_scan' or 'bare'")
 
 
 def extract_number(text: str, mode: Literal["answer_tag", "bare"] = "answer_tag") -> float | None:

@@ -441,6 +441,23 @@ class Params(_Section):
     tracking: TrackingConfig = TrackingConfig()
 
     @model_validator(mode="after")
+    def _option_text_answers_are_read(self) -> Params:
+        writers = [name for name in ("cold_start", "sft") if getattr(self, name).enabled
+                   and getattr(self, name).answer == "option_text"]  # fmt: skip
+        if writers and self.rewards.accuracy_mode != "answer_text":
+            keys = " and ".join(f"{name}.answer" for name in writers)
+            raise ValueError(
+                f"{keys} is option_text but rewards.accuracy_mode is {self.rewards.accuracy_mode!r}, which reads "
+                "letters only: every text answer would score 0. Set rewards.accuracy_mode: answer_text"
+            )
+        if "cold_start" in writers and self.grpo.letter_entropy_coef:
+            raise ValueError(
+                "grpo.letter_entropy_coef is a bonus on the answer letter, but cold_start.answer: option_text teaches "
+                "the policy to answer with option texts: set grpo.letter_entropy_coef: 0"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _validation_follows_keyframes(self) -> Params:
         bounds = {"min_keyframes": self.keyframes.min_frames, "max_keyframes": self.keyframes.max_frames}
         unset = {k: v for k, v in bounds.items() if k not in self.validation.model_fields_set}

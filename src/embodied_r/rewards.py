@@ -32,11 +32,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator, model_validator
 
-from embodied_r.answers import extract_answer, extract_number, extract_think, mean_relative_accuracy
+from embodied_r.answers import AccuracyMode, extract_answer, extract_number, extract_think, mean_relative_accuracy
 
 logger = logging.getLogger(__name__)
 
@@ -305,8 +305,10 @@ class RewardsConfig(BaseModel):
     format_partial_credit: float = Field(
         0.0, ge=0, le=1, description="0 = the paper's strict format reward; see make_format_reward."
     )
-    accuracy_mode: Literal["answer_tag", "official_scan"] = Field(
-        "answer_tag", description="answer_tag: letter from <answer> (saner); official_scan: the official code's scan."
+    accuracy_mode: AccuracyMode = Field(
+        "answer_tag",
+        description="answer_tag: letter from <answer> (saner); answer_text: that letter or one option's exact "
+        "text (not in the paper; small LMs); official_scan: the official code's scan.",
     )
     schedule: RewardSchedule = Field(default_factory=RewardSchedule.paper)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
@@ -459,34 +461,38 @@ class AccuracyReward:
     (in both modes — the official code has no numeric rows).
     """
 
-    def __init__(self, mode: Literal["answer_tag", "official_scan"] = "answer_tag", name: str = "accuracy") -> None:
-        if mode not in ("answer_tag", "official_scan"):
-            raise ValueError(f"accuracy mode must be 'answer_tag' or 'official_scan', got {mode!r}")
+    def __init__(self, mode: AccuracyMode = "answer_tag", name: str = "accuracy") -> None:
+        if mode not in get_args(AccuracyMode):
+            raise ValueError(f"accuracy mode must be one of {get_args(AccuracyMode)}, got {mode!r}")
         self.mode = mode
         self.__name__ = name
 
-    def score(self, text: str, solution: str, choices: Sequence[str]) -> float:
-        """The accuracy reward of one completion's text."""
+    def score(self, text: str, solution: str, choices: Sequence[str], question: str | None = None) -> float:
+        """The accuracy reward of one completion's text (``question``: its option texts, for ``answer_text``)."""
         if not choices:
             try:
                 truth = float(solution)
             except ValueError as exc:
                 raise ValueError(f"numeric row (no choices) with a non-numeric solution {solution!r}") from exc
             return mean_relative_accuracy(extract_number(text), truth)
-        letter = extract_answer(text, choices, self.mode)
+        letter = extract_answer(text, choices, self.mode, question=question)
         return float(letter is not None and letter == solution.upper())
 
     def __call__(self, completions: Sequence[Any], solution: Sequence[Any], **kwargs: Any) -> list[float | None]:
         n = len(completions)
         solutions = _solutions(solution, n)
         choices = _choices(kwargs, solutions, n)
-        return [self.score(completion_text(c), s, ch) for c, s, ch in zip(completions, solutions, choices, strict=True)]
+        questions = _column(kwargs, "question", n) or [None] * n
+        return [
+            self.score(completion_text(c), s, ch, q)
+            for c, s, ch, q in zip(completions, solutions, choices, questions, strict=True)
+        ]
 
     def __repr__(self) -> str:
         return f"AccuracyReward(mode={self.mode!r})"
 
 
-def make_accuracy_reward(mode: Literal["answer_tag", "official_scan"] = "answer_tag") -> AccuracyReward:
+def make_accuracy_reward(mode: AccuracyMode = "answer_tag") -> AccuracyReward:
     """The accuracy reward reading answers in ``mode`` (see :class:`AccuracyReward`)."""
     return AccuracyReward(mode)
 
@@ -826,7 +832,7 @@ class ConsistencyReward:
         self,
         judge: ConsistencyJudge,
         *,
-        mode: Literal["answer_tag", "official_scan"] = "answer_tag",
+        mode: AccuracyMode = "answer_tag",
         schedule: RewardSchedule | None = None,
         skip_when_unweighted: bool = True,
         name: str = "consistency",
@@ -861,7 +867,7 @@ class ConsistencyReward:
             if not choices[i]:
                 continue  # numeric row: no letter to be consistent with
             text = completion_text(completion)
-            letter = extract_answer(text, choices[i], self.mode)
+            letter = extract_answer(text, choices[i], self.mode, question=str(questions[i]))
             if letter is None or letter != solutions[i].upper():
                 rewards[i] = 0.0
                 continue
@@ -897,7 +903,7 @@ class ConsistencyReward:
 def make_consistency_reward(
     judge: ConsistencyJudge,
     *,
-    mode: Literal["answer_tag", "official_scan"] = "answer_tag",
+    mode: AccuracyMode = "answer_tag",
     schedule: RewardSchedule | None = None,
     skip_when_unweighted: bool = True,
 ) -> ConsistencyReward:

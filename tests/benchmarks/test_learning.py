@@ -84,6 +84,40 @@ def test_learnability_fits_a_few_training_questions_and_scores_them(learnability
     assert curve[-1]["pooled"] == 0.25, "the test questions (A, B, C, D) get that one letter: one in four"
 
 
+def test_learnability_answer_text_fits_an_options_text_and_scores_by_it(learnability_run, tmp_path) -> None:
+    """``--answer text``: the loss is on the correct option's text and a question is scored by the option whose
+    text is likeliest. Rows with the options on lines (as the pipeline writes them); one fitted question's text
+    picks that option's letter on the four test questions (answers A, B, C, D): one in four."""
+    from embodied_r.training.dataset import read_training_rows
+
+    for name in ("train", "test"):
+        path = tmp_path / "training_set" / f"{name}.jsonl"
+        rows = read_training_rows(path)
+        lined = [r.model_copy(update={"question": "Which is closer?\nA. chair\nB. table\nC. door\nD. lamp"})
+                 for r in rows]  # fmt: skip
+        path.write_text("".join(json.dumps(r.model_dump()) + "\n" for r in lined))
+    (record,) = learnability_run("--answer", "text", "--think", "answer", "--train-limit", "1", "--score-train",
+                                 "--examples", "30", "--eval-every", "10", "--lr", "3e-2",
+                                 "--precision", "fp32")  # fmt: skip
+    curve = record["curve"]
+    assert record["args"]["answer"] == "text" and [p["examples"] for p in curve] == [0, 10, 20, 30]
+    assert curve[-1]["train_accuracy"] == 1.0 and curve[-1]["loss"] < 0.1
+    assert curve[-1]["pooled"] == 0.25
+
+
+def test_frame_notes_copy_the_named_objects_and_never_an_option() -> None:
+    from benchmarks.learnability import frame_notes
+
+    content = (
+        "Frame 0: Observe: I see a red box (box-shaped) ahead, about 2.0 m away. None of the objects named in the "
+        "question are visible.\nFrame 1: After rotate left, Observe: Newly visible: a tall lamp (cylinder-shaped) "
+        "to the left, about 1.5 m away. Objects named in the question: a tall lamp (cylinder-shaped) to the left, "
+        "about 1.5 m away; a red box (box-shaped) behind, about 2.0 m away.\nQuestion: Where?\nA. ahead\nB. behind"
+    )
+    assert frame_notes(content) == "Frame 0: none. Frame 1: rotate left; tall lamp to the left, red box behind."
+    assert frame_notes("A description in a VLM's own words.") == ""
+
+
 def test_learnability_stopped_early_keeps_its_curve(learnability_run, monkeypatch) -> None:
     """Ctrl-C (or `kill`) in the middle of a run writes the points measured so far, marked as stopped."""
     steps = []

@@ -65,6 +65,15 @@ def test_letter_is_the_shared_extraction(completion: str, mode: str) -> None:
     assert score_sample(completion, row, answer_mode=mode)["letter"] == extract_answer(completion, row.choices, mode)
 
 
+def test_answer_text_mode_scores_an_options_text_as_its_letter() -> None:
+    row = make_row("q", "C").model_copy(update={"question": "Which way is the door?\nA. left\nB. right\nC. ahead"})
+    sample = score_sample("<think>x</think><answer>Ahead</answer>", row, answer_mode="answer_text")
+    assert sample["letter"] == "C" and sample["correct"] and sample["answered"]
+    wrong = score_sample("<think>x</think><answer>left</answer>", row, answer_mode="answer_text")
+    assert wrong["letter"] == "A" and not wrong["correct"]
+    assert score_sample("<think>x</think><answer>Ahead</answer>", row)["letter"] is None  # the paper's reading
+
+
 def test_think_prefill_is_prepended_before_scoring() -> None:
     completion = "The door is right.</think><answer>B</answer>"  # the template already opened <think>
     row = make_row("q")

@@ -204,6 +204,36 @@ def test_traces_end_in_the_correct_option_for_every_category():
     assert [e["target"] for e in reasoning_trace_examples([row(1, solution="C")])] == ["C"]
 
 
+def test_option_text_answers_hold_the_drawn_or_correct_options_text():
+    rows = [row(i) for i in range(8)]
+    warm = format_warmup_examples(rows, n=8, seed=0, answer="option_text")
+    by_id = {r.question_id: r for r in rows}
+    for example in warm:
+        r = by_id[example["question_id"]]
+        content = example["completion"].rsplit("<answer>", 1)[1].removesuffix("</answer>")
+        assert content in parse_choices(r.question).values(), "a whole option text, not a letter"
+        assert extract_answer(example["completion"], r.choices, "answer_text", question=r.question) is not None
+    # Balanced letters still: the texts drawn cover every option twice in 8 examples.
+    assert sorted(Counter(e["completion"].rsplit("<answer>", 1)[1] for e in warm).values()) == [2, 2, 2, 2]
+    r = row(0, solution="C")
+    trace = reasoning_trace(r, answer="option_text")
+    assert trace.endswith("<answer>behind</answer>") and make_format_reward().score(trace) == 1.0
+    assert extract_answer(trace, r.choices, "answer_text", question=r.question) == "C"
+    assert extract_answer(reasoning_trace(r), r.choices) == "C"  # the default stays the letter
+
+
+def test_option_text_answers_need_a_reader_of_option_texts(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text("cold_start:\n  enabled: true\n  answer: option_text\n")
+    with pytest.raises(ParamsError, match=r"cold_start.answer is option_text.*accuracy_mode: answer_text"):
+        load_params(params)
+    params.write_text(params.read_text() + "rewards:\n  accuracy_mode: answer_text\n")
+    assert load_params(params).cold_start.answer == "option_text"
+    params.write_text(params.read_text() + "grpo:\n  letter_entropy_coef: 0.05\n")
+    with pytest.raises(ParamsError, match="letter_entropy_coef: 0"):
+        load_params(params)
+
+
 def test_examples_come_from_the_training_rows_contract(tmp_path):
     path = tmp_path / "train.jsonl"
     path.write_text("".join(json.dumps(row(i).model_dump()) + "\n" for i in range(3)))

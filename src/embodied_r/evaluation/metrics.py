@@ -102,7 +102,7 @@ def score_sample(
         score = mra
         answered = prediction is not None
     else:
-        letter = extract_answer(text, row.choices, answer_mode)
+        letter = extract_answer(text, row.choices, answer_mode, question=row.question)
         score = float(letter is not None and letter == row.solution.strip().upper())
         answered = letter is not None
     return {

@@ -355,7 +355,12 @@ def hf_answer_fn(
                 )
             completions = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
             for i, row in enumerate(batch):
-                results.append([extract_answer(c, row.choices, answer_mode) for c in completions[i * k : (i + 1) * k]])
+                results.append(
+                    [
+                        extract_answer(c, row.choices, answer_mode, question=row.question)
+                        for c in completions[i * k : (i + 1) * k]
+                    ]
+                )
             log.info("difficulty filter: sampled %d/%d questions", len(results), len(rows))
         return results
 

@@ -31,6 +31,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from transformers import TrainerCallback
 
+from embodied_r.data.records import parse_choices
 from embodied_r.training.common_prefix import MIN_SHARED_TOKENS, batch_prefix_length, hidden_after_common_prefix
 from embodied_r.training.config import THINK_PREFILL, resolve_bf16
 from embodied_r.training.option_order import least_used
@@ -63,6 +64,11 @@ class SupervisedConfig(BaseModel):
     seed: int = Field(0, ge=0)
     think_prefill: bool = Field(True, description="Prompts end with '<think>' (as grpo.think_prefill).")
     save_steps: int = Field(50, ge=1, description="Checkpoint every this many steps (resume after a kill).")
+    answer: Literal["letter", "option_text"] = Field(
+        "letter",
+        description="What <answer> holds: the option letter (paper) or the option's text (a small LM copies a "
+        "text far more readily than it looks its letter up; needs rewards.accuracy_mode answer_text).",
+    )
 
     @model_validator(mode="after")
     def _whole_micro_batches(self) -> SupervisedConfig:
@@ -127,13 +133,14 @@ def format_warmup_examples(
     seed: int,
     think_text: str = NEUTRAL_THINK,
     letters: Literal["random", "balanced"] = "balanced",
+    answer: Literal["letter", "option_text"] = "letter",
 ) -> list[dict[str, Any]]:
     """``n`` cold-start examples: rows cycled in a seeded order, each with a letter drawn uniformly from its choices.
 
     Numeric rows (no choices) are skipped. The letter is independent of the row, so nothing about the answer is
     learnt. With ``letters="balanced"`` each example takes, among its row's letters, one used least so far (ties
     drawn at random): every run of examples, hence every step trained in order, holds each letter about equally
-    often.
+    often. With ``answer="option_text"`` the ``<answer>`` holds the drawn option's text instead of its letter.
 
     >>> from embodied_r.training.rows import TrainingRow
     >>> row = TrainingRow(question_id="q", prompt=[{"role": "user", "content": "Q"}], solution="B", question="Q",
@@ -160,7 +167,7 @@ def format_warmup_examples(
             {
                 "question_id": row.question_id,
                 "prompt": row.prompt,
-                "completion": answer_completion(think_text, letter),
+                "completion": answer_completion(think_text, answer_content(row, letter, answer)),
                 "target": None,
             }
         )
@@ -169,12 +176,27 @@ def format_warmup_examples(
 
 def cold_start_examples(rows: Sequence[TrainingRow], cfg: ColdStartConfig) -> list[dict[str, Any]]:
     """The cold start's examples as ``cfg`` sets them (:func:`format_warmup_examples`)."""
-    return format_warmup_examples(rows, n=cfg.examples, seed=cfg.seed, think_text=cfg.think_text, letters=cfg.letters)
+    return format_warmup_examples(
+        rows, n=cfg.examples, seed=cfg.seed, think_text=cfg.think_text, letters=cfg.letters, answer=cfg.answer
+    )
 
 
-def answer_completion(think: str, letter: str) -> str:
-    """The assistant turn ``<think> … </think>\\n<answer> X </answer>`` (the R1 system prompt's own layout)."""
-    return f"{THINK_PREFILL}{think}</think>\n<answer>{letter}</answer>"
+def answer_content(row: TrainingRow, letter: str, answer: Literal["letter", "option_text"]) -> str:
+    """What ``<answer>`` holds for option ``letter`` of ``row``: the letter, or that option's text."""
+    if answer == "letter":
+        return letter
+    text = parse_choices(row.question).get(letter)
+    if text is None:
+        raise ValueError(
+            f"{row.question_id}: option {letter} has no text line in the question, so it cannot be answered by "
+            "its text: set answer: letter"
+        )
+    return text.strip().rstrip(".")
+
+
+def answer_completion(think: str, answer: str) -> str:
+    """The assistant turn ``<think> … </think>\\n<answer> … </answer>`` (the R1 system prompt's own layout)."""
+    return f"{THINK_PREFILL}{think}</think>\n<answer>{answer}</answer>"
 
 
 def render_examples(examples: Sequence[dict[str, Any]], tokenizer: Any, think_prefill: bool) -> list[dict[str, str]]:
@@ -384,6 +406,7 @@ __all__ = [
     "SupervisedConfig",
     "SupervisedOutcome",
     "answer_completion",
+    "answer_content",
     "cold_start_examples",
     "completion_only_trainer",
     "format_warmup_examples",

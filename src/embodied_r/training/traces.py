@@ -10,11 +10,11 @@ category, so the SFT model learns *which* answer from supervision, where GRPO le
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from embodied_r.data.records import parse_choices
 from embodied_r.training.rows import TrainingRow
-from embodied_r.training.supervised import answer_completion
+from embodied_r.training.supervised import answer_completion, answer_content
 
 #: How each task is worked out from the frames; ``{answer}`` is the correct option's text.
 TRACE_TEMPLATES: dict[str, str] = {
@@ -56,8 +56,9 @@ GENERIC_TEMPLATE = (
 )
 
 
-def reasoning_trace(row: TrainingRow) -> str:
-    """The assistant turn for ``row``: the category's reasoning ending in the correct option, then its letter.
+def reasoning_trace(row: TrainingRow, answer: Literal["letter", "option_text"] = "letter") -> str:
+    """The assistant turn for ``row``: the category's reasoning ending in the correct option, then its letter
+    (or, with ``answer="option_text"``, its text again inside ``<answer>``).
 
     >>> row = TrainingRow(question_id="q", prompt=[], solution="B", question="Where?\\nA. left\\nB. ahead",
     ...                   choices=["A", "B"], category="landmark_position", data_source="s", scene_name="x",
@@ -68,17 +69,25 @@ def reasoning_trace(row: TrainingRow) -> str:
     if not row.choices:
         raise ValueError(f"{row.question_id}: numeric questions have no option to reason towards")
     texts = parse_choices(row.question)
-    answer = texts.get(row.solution)
-    if answer is None:
+    text = texts.get(row.solution)
+    if text is None:
         raise ValueError(f"{row.question_id}: the answer letter {row.solution!r} is not among the choices {texts}")
     template = TRACE_TEMPLATES.get(row.category, GENERIC_TEMPLATE)
-    return answer_completion(template.format(answer=answer.rstrip(".")), row.solution)
+    think = template.format(answer=text.rstrip("."))
+    return answer_completion(think, answer_content(row, row.solution, answer))
 
 
-def reasoning_trace_examples(rows: Sequence[TrainingRow]) -> list[dict[str, Any]]:
+def reasoning_trace_examples(
+    rows: Sequence[TrainingRow], answer: Literal["letter", "option_text"] = "letter"
+) -> list[dict[str, Any]]:
     """One SFT example per multiple-choice row: its prompt and :func:`reasoning_trace`."""
     return [
-        {"question_id": r.question_id, "prompt": r.prompt, "completion": reasoning_trace(r), "target": r.solution}
+        {
+            "question_id": r.question_id,
+            "prompt": r.prompt,
+            "completion": reasoning_trace(r, answer),
+            "target": r.solution,
+        }
         for r in rows
         if r.choices
     ]
