@@ -58,6 +58,14 @@ def test_cpu_long_drops_the_consistency_stage_and_the_reference_model_but_the_de
     assert demo.evaluation.judge_consistency and not long.evaluation.judge_consistency
 
 
+def test_cpu_long_answers_by_option_text_and_the_paper_by_letter():
+    long, paper = profile_params(PROJECT_ROOT, "cpu-long"), profile_params(PROJECT_ROOT, "paper")
+    assert (long.cold_start.answer, long.sft.answer, long.rewards.accuracy_mode) == (
+        "option_text", "option_text", "answer_text",
+    )  # fmt: skip
+    assert paper.rewards.accuracy_mode == "answer_tag" and paper.sft.answer == "letter"
+
+
 def test_deep_merge_merges_mappings_and_replaces_the_rest():
     base = {"a": {"b": 1, "c": [1, 2]}, "d": {"e": 1}}
     assert deep_merge(base, {"a": {"c": [3]}, "d": {}}) == {"a": {"b": 1, "c": [3]}, "d": {}}

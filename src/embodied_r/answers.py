@@ -3,7 +3,7 @@
 Shared by the GRPO rewards (:mod:`embodied_r.rewards`) and by evaluation, so a completion is scored the
 same way in training and in the report.
 
-Three ways to read an option letter (``mode``):
+Four ways to read an option letter (``mode``):
 
 ``"answer_tag"`` (default, the saner reading)
     The letter inside the **last** complete ``<answer>…</answer>`` block. The last one, because it is the

@@ -40,6 +40,9 @@ from embodied_r.training.rows import TrainingRow
 
 log = logging.getLogger(__name__)
 
+#: What ``<answer>`` holds in a supervised example: the option letter (paper) or the option's text.
+AnswerForm = Literal["letter", "option_text"]
+
 #: Written next to the weights of a supervised model (read by evaluation and GRPO for the prefill).
 SUPERVISED_TRAINING_FILE = "supervised_training.json"
 
@@ -64,7 +67,7 @@ class SupervisedConfig(BaseModel):
     seed: int = Field(0, ge=0)
     think_prefill: bool = Field(True, description="Prompts end with '<think>' (as grpo.think_prefill).")
     save_steps: int = Field(50, ge=1, description="Checkpoint every this many steps (resume after a kill).")
-    answer: Literal["letter", "option_text"] = Field(
+    answer: AnswerForm = Field(
         "letter",
         description="What <answer> holds: the option letter (paper) or the option's text (a small LM copies a "
         "text far more readily than it looks its letter up; needs rewards.accuracy_mode answer_text).",
@@ -133,7 +136,7 @@ def format_warmup_examples(
     seed: int,
     think_text: str = NEUTRAL_THINK,
     letters: Literal["random", "balanced"] = "balanced",
-    answer: Literal["letter", "option_text"] = "letter",
+    answer: AnswerForm = "letter",
 ) -> list[dict[str, Any]]:
     """``n`` cold-start examples: rows cycled in a seeded order, each with a letter drawn uniformly from its choices.
 
@@ -181,7 +184,7 @@ def cold_start_examples(rows: Sequence[TrainingRow], cfg: ColdStartConfig) -> li
     )
 
 
-def answer_content(row: TrainingRow, letter: str, answer: Literal["letter", "option_text"]) -> str:
+def answer_content(row: TrainingRow, letter: str, answer: AnswerForm) -> str:
     """What ``<answer>`` holds for option ``letter`` of ``row``: the letter, or that option's text."""
     if answer == "letter":
         return letter
@@ -400,6 +403,7 @@ class MlflowLossCallback(TrainerCallback):
 __all__ = [
     "NEUTRAL_THINK",
     "SUPERVISED_TRAINING_FILE",
+    "AnswerForm",
     "ColdStartConfig",
     "MlflowLossCallback",
     "SFTConfig",

@@ -10,11 +10,11 @@ category, so the SFT model learns *which* answer from supervision, where GRPO le
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 from embodied_r.data.records import parse_choices
 from embodied_r.training.rows import TrainingRow
-from embodied_r.training.supervised import answer_completion, answer_content
+from embodied_r.training.supervised import AnswerForm, answer_completion, answer_content
 
 #: How each task is worked out from the frames; ``{answer}`` is the correct option's text.
 TRACE_TEMPLATES: dict[str, str] = {
@@ -56,7 +56,7 @@ GENERIC_TEMPLATE = (
 )
 
 
-def reasoning_trace(row: TrainingRow, answer: Literal["letter", "option_text"] = "letter") -> str:
+def reasoning_trace(row: TrainingRow, answer: AnswerForm = "letter") -> str:
     """The assistant turn for ``row``: the category's reasoning ending in the correct option, then its letter
     (or, with ``answer="option_text"``, its text again inside ``<answer>``).
 
@@ -77,9 +77,7 @@ def reasoning_trace(row: TrainingRow, answer: Literal["letter", "option_text"] =
     return answer_completion(think, answer_content(row, row.solution, answer))
 
 
-def reasoning_trace_examples(
-    rows: Sequence[TrainingRow], answer: Literal["letter", "option_text"] = "letter"
-) -> list[dict[str, Any]]:
+def reasoning_trace_examples(rows: Sequence[TrainingRow], answer: AnswerForm = "letter") -> list[dict[str, Any]]:
     """One SFT example per multiple-choice row: its prompt and :func:`reasoning_trace`."""
     return [
         {
