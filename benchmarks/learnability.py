@@ -1,4 +1,4 @@
-"""Learnability: how much the LM learns from the *correct letters* of N training questions (a supervised bound).
+"""Learnability: how much the LM learns from the *correct answers* of N training questions (a supervised bound).
 
 GRPO learns the answer from rewards; per question it can learn at most what the correct letter itself tells.
 This benchmark gives the LM that letter directly: each training question is the chat prompt with the think
