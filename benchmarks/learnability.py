@@ -51,7 +51,7 @@ from embodied_r.training.common_prefix import common_prefix_length, pad_after_pr
 from embodied_r.training.config import resolve_bf16
 from embodied_r.training.dataset import read_training_rows
 from embodied_r.training.grpo import with_think_prefill
-from embodied_r.training.supervised import NEUTRAL_THINK
+from embodied_r.training.supervised import NEUTRAL_THINK, answer_content
 from embodied_r.vocabulary import LETTERS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,11 +140,11 @@ def main() -> int:
     enc_train, enc_test = [encode(r) for r in train], [encode(r) for r in test]
     option_ids: dict[str, dict[str, list[int]]] = {}
     if args.answer == "text":
-        for r in train + test:
-            texts = parse_choices(r.question)
-            if set(texts) != set(r.choices):
-                sys.exit(f"{r.question_id}: --answer text needs each option on its own line ('B. text'); "
-                         f"found {sorted(texts)} of {r.choices}")  # fmt: skip
+        for r in train + test:  # each option's text as the cold start writes it (cold_start.answer: option_text)
+            try:
+                texts = {c: answer_content(r, c, "option_text") for c in r.choices}
+            except ValueError as exc:
+                sys.exit(f"--answer text: {exc}")
             option_ids[r.question_id] = {c: tokenizer(t + "</answer>", add_special_tokens=False).input_ids
                                          for c, t in texts.items()}  # fmt: skip
     longest = max((len(ids) for options in option_ids.values() for ids in options.values()), default=0)
