@@ -10,7 +10,9 @@
 All run in this one process, interleaved (rotating order) for ``--rounds`` rounds of ``--steps`` steps each.
 A step's time is the wall time between consecutive ``on_step_begin`` callbacks (so logging and MLflow calls
 between steps count); the first step of each run (warm-up) is dropped. The report gives the median s/step of each
-and the ratios: overhead (a')/(b), target ≤ 1.05; speed-up (b)/(a) from sharing the prompt.
+and the ratios: overhead (a')/(b), target ≤ 1.05; speed-up (b)/(a) from sharing the prompt; and, within (a),
+the time of a step whose groups all had equal rewards (its forward and backward skipped: zero advantages) over a
+step that trained.
 
     .venv/bin/python benchmarks/grpo.py --model DIR --rows data/training_set/train.jsonl   # real prompts
 
@@ -53,9 +55,14 @@ class StepClock(TrainerCallback):
 
     def __init__(self) -> None:
         self.marks: list[float] = []
+        self.flat: dict[int, float] = {}  # step -> share of its micro-batches that skipped their passes
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.marks.append(time.perf_counter())
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
+        if logs and "flat_batch_skipped" in logs:
+            self.flat[state.global_step] = logs["flat_batch_skipped"]
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.marks.append(time.perf_counter())
@@ -64,10 +71,24 @@ class StepClock(TrainerCallback):
         """Per-step seconds without the first (warm-up) step."""
         return [b - a for a, b in zip(self.marks, self.marks[1:], strict=False)][1:]
 
+    def split_by_flatness(self) -> tuple[list[float], list[float]]:
+        """(seconds of the steps whose passes were skipped, of those that trained), warm-up step dropped."""
+        times = [b - a for a, b in zip(self.marks, self.marks[1:], strict=False)]
+        flat, trained = [], []
+        for step, seconds in enumerate(times[1:], start=2):  # times[k] is step k + 1
+            share = self.flat.get(step)
+            if share == 1.0:
+                flat.append(seconds)
+            elif share == 0.0:
+                trained.append(seconds)
+        return flat, trained
 
-def run_project(model: Path, rows: Path, out: Path, cfg: GrpoTrainingConfig, run_id: str | None) -> list[float]:
+
+def run_project(
+    model: Path, rows: Path, out: Path, cfg: GrpoTrainingConfig, run_id: str | None, clock: StepClock | None = None
+) -> list[float]:
     """(a) / (a'): the project's training (``cfg.shared_prompt`` chooses which)."""
-    clock = StepClock()
+    clock = clock or StepClock()
     funcs = [make_format_reward(), make_accuracy_reward()]
     train_grpo(
         model,
@@ -149,6 +170,8 @@ def main() -> int:
 
         variants = ["project", "project, TRL passes", "bare"]
         times: dict[str, list[float]] = {name: [] for name in variants}
+        flat_times: list[float] = []  # the project's steps that skipped their passes (every advantage 0)
+        trained_times: list[float] = []
         for r in range(args.rounds):
             order = variants[r % 3 :] + variants[: r % 3]
             for name in order:
@@ -158,7 +181,12 @@ def main() -> int:
                 else:
                     run_id = None if args.no_mlflow else client.create_run(experiment).info.run_id
                     variant = cfg.model_copy(update={"shared_prompt": name == "project"})
-                    times[name] += run_project(model, rows, out, variant, run_id)
+                    clock = StepClock()
+                    times[name] += run_project(model, rows, out, variant, run_id, clock)
+                    if name == "project":
+                        flat, trained = clock.split_by_flatness()
+                        flat_times += flat
+                        trained_times += trained
                 print(f"round {r + 1}/{args.rounds} {name}: {statistics.median(times[name]):.4f} s/step so far")
         mlflow.set_tracking_uri(None)
 
@@ -174,6 +202,17 @@ def main() -> int:
     print(f"bare TRL GRPOTrainer:             {bare:.4f} s/step (median)")
     print(f"overhead: project with TRL's passes / bare = {trl_passes / bare:.3f} (target ≤ 1.05)")
     print(f"speed-up of the shared prompt: bare / project = {bare / project:.2f}x")
+    if flat_times and trained_times:
+        flat, trained = statistics.median(flat_times), statistics.median(trained_times)
+        share = len(flat_times) / (len(flat_times) + len(trained_times))
+        print(
+            f"project, steps whose groups were all flat (passes skipped): {flat:.4f} s/step (median of "
+            f"{len(flat_times)}); steps that trained: {trained:.4f} s/step (median of {len(trained_times)}); "
+            f"flat / trained = {flat / trained:.2f} ({share:.0%} of the steps were flat)"
+        )
+    else:
+        print(f"project: {len(flat_times)} flat and {len(trained_times)} trained steps measured (flat / trained "
+              "needs both)")  # fmt: skip
     return 0
 
 

@@ -27,6 +27,8 @@ logit soft-capping or scaling, or ``shared_prompt=False``.
 One correction applies always: groups whose rewards are all equal get an advantage of exactly 0 and are counted in
 ``frac_reward_zero_std`` (TRL's float32 mean misses them by an ulp; :mod:`embodied_r.training.advantages`). With
 ``dynamic_sampling`` rounds such groups are redrawn from fresh prompts (:mod:`embodied_r.training.dynamic_sampling`).
+A micro-batch made only of such groups, with no loss term free of the advantage (β = 0, no entropy bonus), skips
+its forward and backward: they would compute a zero loss and zero gradients, which the optimizer gets all the same.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ from embodied_r.training.dynamic_sampling import flat_groups, replace_groups, re
 from embodied_r.training.letter_entropy import LetterLocator, letter_entropies
 
 log = logging.getLogger(__name__)
+
+#: TRL loss types whose every term is a multiple of the advantage (0 advantages: 0 loss, 0 gradient).
+_ADVANTAGE_LINEAR_LOSSES = frozenset({"grpo", "bnpo", "dr_grpo", "dapo", "luspo", "cispo", "sapo", "vespo"})
 
 #: Config attributes of models whose logits are transformed after the LM head (not handled here).
 _LOGIT_TRANSFORMS = (
@@ -290,7 +295,15 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
     # -- the answer-letter entropy bonus -----------------------------------------------------------------------------
 
     def _compute_loss(self, model: Any, inputs: dict[str, Any]) -> torch.Tensor:
-        """TRL's loss, minus ``letter_entropy_coef`` × the mean entropy of the answer letter (module docstring)."""
+        """TRL's loss, minus ``letter_entropy_coef`` × the mean entropy of the answer letter (module docstring).
+
+        A training micro-batch whose advantages are all 0 skips the passes (:meth:`_flat_batch`).
+        """
+        flat = self._flat_batch(inputs)
+        if self.model.training:
+            self._metrics["train"]["flat_batch_skipped"].append(float(flat))
+        if flat:
+            return _zero_gradient_loss(model)
         if not self.letter_entropy_coef or "letter_positions" not in inputs:
             return super()._compute_loss(model, inputs)
         self._letter_slots = (inputs["letter_positions"], inputs["letter_candidates"])
@@ -308,6 +321,25 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
         self._metrics[mode]["letter_entropy"].append(bonus.item())
         accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1.0
         return loss - self.letter_entropy_coef * bonus / accumulation
+
+    def _flat_batch(self, inputs: dict[str, Any]) -> bool:
+        """Whether this training micro-batch's loss is 0 with a zero gradient whatever the weights: every advantage
+        is 0 (groups whose rewards were all equal) and no term of the loss is free of the advantage (KL, entropy
+        bonuses, a router loss). TRL's forward and backward would then compute exact zeros; skipping them saves
+        most of a step where most groups are constant (``frac_reward_zero_std``), and the optimizer still steps
+        on zero gradients as it would have (Adam's moments decay, the schedule advances: the same weights).
+        Those steps log no ``entropy`` or ``clip_ratio`` (nothing was computed); ``flat_batch_skipped`` counts
+        them.
+        """
+        return (
+            self.model.training
+            and self.beta == 0.0
+            and not self._entropy_bonus_enabled
+            and not self.letter_entropy_coef
+            and not self.aux_loss_enabled
+            and self.loss_type in _ADVANTAGE_LINEAR_LOSSES
+            and not bool(inputs["advantages"].any())
+        )
 
     # -- log-probabilities ------------------------------------------------------------------------------------------
 
@@ -375,6 +407,18 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
         eos_idx[is_eos.any(dim=1)] = is_eos.int().argmax(dim=1)[is_eos.any(dim=1)]
         keep = torch.arange(is_eos.size(1), device=device).expand(is_eos.size(0), -1) <= eos_idx.unsqueeze(1)
         return [c[m].tolist() for c, m in zip(completion_ids.cpu(), keep.cpu(), strict=True)], None
+
+
+def _zero_gradient_loss(model: Any) -> torch.Tensor:
+    """A loss of 0 whose backward gives every trainable weight a gradient of zeros (not ``None``).
+
+    The optimizer must see zeros, as after a real pass with zero advantages: PyTorch's optimizers skip weights whose
+    gradient is ``None``, which would freeze Adam's moments and weight decay for that step.
+    """
+    weights = [p for p in model.parameters() if p.requires_grad]
+    if not weights:
+        raise ValueError("the policy has no trainable weights")
+    return torch.stack([p.reshape(-1)[0] for p in weights]).sum() * 0.0
 
 
 def _prompt_key(row: dict[str, Any]) -> str:
