@@ -198,7 +198,7 @@ def main() -> int:
             history.entries,
             ("rewards/accuracy/mean", "rewards/format/mean", "frac_reward_zero_std", "entropy",
              "dynamic_sampling/draws", "dynamic_sampling/zero_std_trained", "letter_entropy",
-             "letter_entropy/answered"),
+             "letter_entropy/answered", "flat_batch_skipped"),  # entropy: over the steps that trained
         )  # fmt: skip
         print(f"  by quarter of the run: {record['grpo_by_quarter']}", flush=True)
         record["grpo"] = score(outcome.final_model_path, test_rows, params, "grpo")
