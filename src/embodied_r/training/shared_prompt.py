@@ -27,8 +27,9 @@ logit soft-capping or scaling, or ``shared_prompt=False``.
 One correction applies always: groups whose rewards are all equal get an advantage of exactly 0 and are counted in
 ``frac_reward_zero_std`` (TRL's float32 mean misses them by an ulp; :mod:`embodied_r.training.advantages`). With
 ``dynamic_sampling`` rounds such groups are redrawn from fresh prompts (:mod:`embodied_r.training.dynamic_sampling`).
-A micro-batch made only of such groups, with no loss term free of the advantage (β = 0, no entropy bonus), skips
-its forward and backward: they would compute a zero loss and zero gradients, which the optimizer gets all the same.
+In one process, a micro-batch made only of such groups, with no loss term free of the advantage (β = 0, no entropy
+bonus), skips its forward and backward: they would compute a zero loss and zero gradients, which the optimizer
+gets all the same.
 """
 
 from __future__ import annotations
@@ -329,10 +330,14 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
         most of a step where most groups are constant (``frac_reward_zero_std``), and the optimizer still steps
         on zero gradients as it would have (Adam's moments decay, the schedule advances: the same weights).
         Those steps log no ``entropy`` or ``clip_ratio`` (nothing was computed); ``flat_batch_skipped`` counts
-        them.
+        them. One process only: DDP, DeepSpeed and FSDP synchronise gradients through the wrapped forward, which
+        every rank must run.
         """
         return (
             self.model.training
+            and self.accelerator.num_processes == 1
+            and not self.is_deepspeed_enabled
+            and not self.is_fsdp_enabled
             and self.beta == 0.0
             and not self._entropy_bonus_enabled
             and not self.letter_entropy_coef
