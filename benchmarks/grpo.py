@@ -73,9 +73,8 @@ class StepClock(TrainerCallback):
 
     def split_by_flatness(self) -> tuple[list[float], list[float]]:
         """(seconds of the steps whose passes were skipped, of those that trained), warm-up step dropped."""
-        times = [b - a for a, b in zip(self.marks, self.marks[1:], strict=False)]
         flat, trained = [], []
-        for step, seconds in enumerate(times[1:], start=2):  # times[k] is step k + 1
+        for step, seconds in enumerate(self.step_times(), start=2):  # step 1 is the warm-up
             share = self.flat.get(step)
             if share == 1.0:
                 flat.append(seconds)

@@ -194,6 +194,7 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
         self._letter_locator = LetterLocator(self._tokenizer) if letter_entropy_coef else None
         self._letter_slots: tuple[torch.Tensor, torch.Tensor] | None = None  # set while the policy loss runs
         self._letter_entropy: torch.Tensor | None = None  # the policy pass's letter entropies, one per answered row
+        self._skips_flat_batches = self._flat_batches_skippable()
         if letter_entropy_coef and not self.shared_prompt:
             raise ValueError(
                 "grpo.letter_entropy_coef needs the shared-prompt trainer (one process, text model, no vLLM, no "
@@ -215,9 +216,12 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
             raise ValueError("grpo.dynamic_sampling is not supported with " + "; ".join(reasons)
                              + ": set grpo.dynamic_sampling: 0")  # fmt: skip
 
+    def _one_process(self) -> bool:
+        return self.accelerator.num_processes == 1 and not self.is_deepspeed_enabled and not self.is_fsdp_enabled
+
     def _shared_prompt_possible(self) -> bool:
         reasons = []
-        if self.accelerator.num_processes > 1 or self.is_deepspeed_enabled or self.is_fsdp_enabled:
+        if not self._one_process():
             reasons.append("several processes / DeepSpeed / FSDP")
         if self.use_vllm or getattr(self, "use_transformers_continuous_batching", False):
             reasons.append("vLLM or continuous-batching generation")
@@ -325,25 +329,25 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
 
     def _flat_batch(self, inputs: dict[str, Any]) -> bool:
         """Whether this training micro-batch's loss is 0 with a zero gradient whatever the weights: every advantage
-        is 0 (groups whose rewards were all equal) and no term of the loss is free of the advantage (KL, entropy
-        bonuses, a router loss). TRL's forward and backward would then compute exact zeros; skipping them saves
-        most of a step where most groups are constant (``frac_reward_zero_std``), and the optimizer still steps
-        on zero gradients as it would have (Adam's moments decay, the schedule advances: the same weights).
+        is 0 (groups whose rewards were all equal) and the loss has no term free of the advantage
+        (:meth:`_flat_batches_skippable`). TRL's forward and backward would then compute exact zeros; skipping them
+        saves most of a step where most groups are constant (``frac_reward_zero_std``), and the optimizer still
+        steps on zero gradients as it would have (Adam's moments decay, the schedule advances: the same weights).
         Those steps log no ``entropy`` or ``clip_ratio`` (nothing was computed); ``flat_batch_skipped`` counts
-        them. One process only: DDP, DeepSpeed and FSDP synchronise gradients through the wrapped forward, which
-        every rank must run.
+        them.
         """
+        return self._skips_flat_batches and self.model.training and not bool(inputs["advantages"].any())
+
+    def _flat_batches_skippable(self) -> bool:
+        """No loss term free of the advantage (KL, entropy bonuses, a router loss), and one process: DDP, DeepSpeed
+        and FSDP synchronise gradients through the wrapped forward, which every rank must run."""
         return (
-            self.model.training
-            and self.accelerator.num_processes == 1
-            and not self.is_deepspeed_enabled
-            and not self.is_fsdp_enabled
+            self._one_process()
             and self.beta == 0.0
             and not self._entropy_bonus_enabled
             and not self.letter_entropy_coef
             and not self.aux_loss_enabled
             and self.loss_type in _ADVANTAGE_LINEAR_LOSSES
-            and not bool(inputs["advantages"].any())
         )
 
     # -- log-probabilities ------------------------------------------------------------------------------------------
