@@ -14,6 +14,7 @@ intervals, per-category accuracy, format compliance, wall times and seconds per 
 The cold-start model is cached under ``.cache/learning/`` by its settings, so recipes that differ only in GRPO
 share it (and its test score, kept beside it for the same test rows and evaluation settings). ``--sft`` also
 trains and scores the SFT baseline. ``--categories`` keeps only those tasks (training and test);
+``--train-categories`` trains on those tasks only and still tests on every task (the others are held out);
 ``--train-limit N --score-train`` trains on the first N training rows and also scores the models on them (does
 GRPO fit questions it has seen? a check of the RL machinery, not a result). The record holds the sampled training
 accuracy, the share of zero-variance groups and the entropy by quarter of the GRPO run.
@@ -115,6 +116,9 @@ def main() -> int:
     parser.add_argument("--sft", action="store_true", help="also train and score the SFT baseline")
     parser.add_argument("--no-grpo", action="store_true")
     parser.add_argument("--categories", default="", help="comma-separated tasks to keep (training and test)")
+    parser.add_argument(
+        "--train-categories", default="", help="comma-separated tasks to train on (the test keeps every task)"
+    )
     parser.add_argument("--train-limit", type=int, default=0, help="train on the first N training rows only")
     parser.add_argument("--score-train", action="store_true", help="also score each model on its training rows")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -134,16 +138,23 @@ def main() -> int:
             parser.error(f"--categories: {sorted(unknown)} not in {data}")
         train_rows = [row for row in train_rows if row.category in keep]
         test_rows = [row for row in test_rows if row.category in keep]
+    if args.train_categories:
+        keep = set(args.train_categories.split(","))
+        unknown = keep - {row.category for row in train_rows}
+        if unknown:
+            parser.error(f"--train-categories: {sorted(unknown)} not in {data / 'train.jsonl'}")
+        train_rows = [row for row in train_rows if row.category in keep]
     if args.train_limit:
         train_rows = train_rows[: args.train_limit]
     record: dict = {
-        "tag": args.tag, "overrides": overrides, "categories": args.categories, "train_limit": args.train_limit,
+        "tag": args.tag, "overrides": overrides, "categories": args.categories,
+        "train_categories": args.train_categories, "train_limit": args.train_limit,
         "train_rows": len(train_rows), "test_rows": len(test_rows),
     }  # fmt: skip
     print(f"{args.tag or 'recipe'}: {len(train_rows)} train rows, {len(test_rows)} test rows; {overrides}", flush=True)
 
     work = ROOT / ".cache" / "learning"
-    subset = short_hash(json.dumps([args.categories, args.train_limit]))
+    subset = short_hash(json.dumps([args.categories, args.train_categories, args.train_limit]))
     train_path = work / f"train-{subset}.jsonl"
     write_jsonl(train_path, train_rows)
     cs = params.cold_start

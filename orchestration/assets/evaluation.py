@@ -21,6 +21,7 @@ from embodied_r.evaluation.report import (
 from embodied_r.evaluation.stage import noisy_test_rows
 from embodied_r.rewards import build_judge
 from embodied_r.training.dataset import read_training_rows
+from orchestration.assets import require_upstream
 from orchestration.assets.grpo import grpo_lm, read_grpo_pointer
 from orchestration.assets.supervised import SFT_LM_POINTER, WARM_LM_POINTER, read_model_pointer, sft_lm, warm_lm
 from orchestration.assets.training import base_lm, read_base_lm_path, training_set
@@ -64,7 +65,7 @@ def evaluation_results(
     ev = params.evaluation
     out = layout.evaluation
     out.mkdir(parents=True, exist_ok=True)
-    test_path = layout.training_set / "test.jsonl"
+    test_path = require_upstream(layout.training_set / "test.jsonl", "training_set")
     rows = read_training_rows(test_path)
     if not rows:
         raise dg.Failure(description=f"{test_path} has no rows: nothing to evaluate")

@@ -11,6 +11,7 @@ from embodied_r.rewards import build_reward_funcs
 from embodied_r.tracking import log_and_register_lm
 from embodied_r.training.grpo import train_grpo
 from embodied_r.training.launch import run_launched
+from orchestration.assets import require_upstream
 from orchestration.assets.supervised import WARM_LM_POINTER, read_model_pointer, warm_lm
 from orchestration.assets.training import base_lm, read_base_lm_path, training_set
 from orchestration.resources import MlflowResource, ProjectResource
@@ -134,7 +135,4 @@ def grpo_lm(
 
 def read_grpo_pointer(models_dir) -> dict:
     """The pointer ``grpo_lm`` wrote: final model path, MLflow model URI and registry version."""
-    path = models_dir / GRPO_POINTER
-    if not path.is_file():
-        raise dg.Failure(description=f"{path} is missing: materialize grpo_lm first")
-    return json.loads(path.read_text())
+    return json.loads(require_upstream(models_dir / GRPO_POINTER, "grpo_lm").read_text())

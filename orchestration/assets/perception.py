@@ -6,6 +6,7 @@ import dagster as dg
 
 from embodied_r.perception.lm_prompt import build_messages
 from embodied_r.perception.stage import FAILURES, SAMPLES, describe_dataset
+from orchestration.assets import require_upstream
 from orchestration.assets.data import raw_videos
 from orchestration.assets.keyframes import keyframes
 from orchestration.resources import ProjectResource
@@ -27,6 +28,7 @@ def vlm_descriptions(context: dg.AssetExecutionContext, project: ProjectResource
     """
     params = project.load_params()
     layout = project.layout(params)
+    require_upstream(layout.raw / "records.jsonl", "raw_videos")
     outcome = describe_dataset(params, layout)
     stats = outcome.stats
     total = len(outcome.samples) + len(outcome.failures)

@@ -13,6 +13,7 @@ from embodied_r.hashing import short_hash
 from embodied_r.training.dataset import read_training_rows
 from embodied_r.training.supervised import SupervisedConfig, cold_start_examples, train_supervised
 from embodied_r.training.traces import reasoning_trace_examples
+from orchestration.assets import require_upstream
 from orchestration.assets.training import BASE_LM_POINTER, base_lm, read_base_lm_path, training_set
 from orchestration.resources import MlflowResource, ProjectResource
 
@@ -26,10 +27,7 @@ FORMAT_CHECK_ROWS = 16
 
 def read_model_pointer(models_dir: Path, name: str) -> dict:
     """A pointer written by ``warm_lm`` / ``sft_lm`` (``{"path": ..., "enabled": ...}``)."""
-    path = models_dir / name
-    if not path.is_file():
-        raise dg.Failure(description=f"{path} is missing: materialize {name.removesuffix('.json')} first")
-    return json.loads(path.read_text())
+    return json.loads(require_upstream(models_dir / name, name.removesuffix(".json")).read_text())
 
 
 def _train(

@@ -9,6 +9,7 @@ from embodied_r.data.records import write_json
 from embodied_r.models import model_summary, prepare_base_lm
 from embodied_r.perception.stage import SAMPLES, read_samples
 from embodied_r.training.dataset import FailedChecksError, build_training_set, hf_answer_fn, write_training_set
+from orchestration.assets import require_upstream
 from orchestration.assets.perception import vlm_descriptions
 from orchestration.checks import CHECKS_FILE
 from orchestration.resources import ProjectResource
@@ -18,9 +19,7 @@ BASE_LM_POINTER = "base_lm.json"
 
 def read_base_lm_path(models_dir: Path) -> Path:
     """The local folder of the base LM recorded by ``base_lm``."""
-    pointer = models_dir / BASE_LM_POINTER
-    if not pointer.is_file():
-        raise dg.Failure(description=f"{pointer} is missing: materialize base_lm first")
+    pointer = require_upstream(models_dir / BASE_LM_POINTER, "base_lm")
     return Path(json.loads(pointer.read_text())["path"])
 
 

@@ -66,3 +66,14 @@ def test_failing_check_blocks_downstream_and_shows_failing_examples(tiny_pipelin
     assert "length" in table and first_id in table, "failing examples are shown by question id"
     outcome = json.loads((tiny_project / "data" / "descriptions" / CHECKS_FILE).read_text())
     assert outcome["descriptions"]["success"] is False and outcome["split"]["success"] is True
+
+
+def test_descriptions_before_the_raw_videos_fail_naming_the_asset_to_materialize(tiny_project):
+    from tests.orchestration.conftest import TinyPipeline
+
+    result = TinyPipeline(tiny_project).materialize(["vlm_descriptions"], raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = failure.step_failure_data.user_failure_data.description
+    assert str(tiny_project / "data" / "raw" / "records.jsonl") in message
+    assert "materialize raw_videos first" in message
