@@ -30,7 +30,7 @@ def main() -> None:
     root = Path(args.root).resolve()
     params = load_params(root / "params.yaml")
     layout = Layout(root=root, data_dir=params.data_dir)
-    records = read_records(layout.raw / "records.jsonl")
+    records = read_records(layout.records)
     videos = read_videos(layout.raw)
     gt = layout.raw / "ground_truth"
     print(f"{len(records)} questions over {len(videos)} videos; backend {params.perception.backend}")

@@ -5,6 +5,7 @@ import hashlib
 import dagster as dg
 
 from embodied_r.data.ingest import ingest, read_videos
+from embodied_r.layout import RECORDS_FILE
 from orchestration.partitions import VIDEOS
 from orchestration.resources import ProjectResource
 
@@ -38,7 +39,7 @@ def raw_videos(context: dg.AssetExecutionContext, project: ProjectResource) -> d
     summary = ingest(params, out)
     videos = read_videos(out)
     added, removed = sync_video_partitions(context.instance, sorted(videos))
-    records_hash = hashlib.sha256((out / "records.jsonl").read_bytes()).hexdigest()
+    records_hash = hashlib.sha256((out / RECORDS_FILE).read_bytes()).hexdigest()
     context.log.info("%d videos, %d questions; partitions +%d -%d", summary.videos, summary.questions, added, removed)
     return dg.MaterializeResult(
         metadata={

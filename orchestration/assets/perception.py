@@ -28,7 +28,7 @@ def vlm_descriptions(context: dg.AssetExecutionContext, project: ProjectResource
     """
     params = project.load_params()
     layout = project.layout(params)
-    require_upstream(layout.raw / "records.jsonl", "raw_videos")
+    require_upstream(layout.records, "raw_videos")
     outcome = describe_dataset(params, layout)
     stats = outcome.stats
     total = len(outcome.samples) + len(outcome.failures)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+RECORDS_FILE = "records.jsonl"  # raw_videos' question records, in Layout.raw
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -21,6 +23,11 @@ class Layout:
     def raw(self) -> Path:
         """``raw_videos``: records, videos, ground truth, split."""
         return self.data / "raw"
+
+    @property
+    def records(self) -> Path:
+        """``raw_videos``' question records, one per line."""
+        return self.raw / RECORDS_FILE
 
     @property
     def keyframes(self) -> Path:

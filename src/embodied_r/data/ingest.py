@@ -22,6 +22,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from embodied_r.hashing import sha256_file
+from embodied_r.layout import RECORDS_FILE
 from embodied_r.config import Params
 from embodied_r.data.records import DatasetBuild, Exclusion, QuestionRecord, write_json, write_jsonl
 from embodied_r.data.split import assign_splits
@@ -126,7 +127,7 @@ def ingest(params: Params, out_dir: Path, *, progress: bool = True) -> IngestSum
         if video_id not in videos and Path(path).is_relative_to(out_dir.resolve()):
             Path(path).unlink(missing_ok=True)
 
-    write_jsonl(out_dir / "records.jsonl", records)
+    write_jsonl(out_dir / RECORDS_FILE, records)
     write_jsonl(out_dir / "exclusions.jsonl", exclusions)
     write_json(out_dir / "videos.json", videos)
     summary = IngestSummary(

@@ -34,7 +34,7 @@ def noisy_test_rows(params: Params, layout: Layout, tokenizer: Any, noise: Mappi
     if unknown:
         raise ValueError(f"unknown noise settings {unknown}; allowed: {list(NOISE_KEYS)}")
     cfg = params.perception.model_copy(update=dict(noise))
-    records = [r for r in read_records(layout.raw / "records.jsonl") if r.split == "test"]
+    records = [r for r in read_records(layout.records) if r.split == "test"]
     outcome = describe_samples(
         records,
         keyframes_root=layout.keyframes,

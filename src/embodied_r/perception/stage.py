@@ -31,7 +31,7 @@ FAILURES = "failures.jsonl"
 
 def describe_dataset(params: Params, layout: Layout, *, progress: bool = True, backend=None) -> DescribeOutcome:
     """Describe every ingested question; write ``samples.jsonl`` and ``failures.jsonl`` to ``layout.descriptions``."""
-    records = read_records(layout.raw / "records.jsonl")
+    records = read_records(layout.records)
     videos = read_videos(layout.raw)
     gt_root = layout.raw / "ground_truth"
     cache = DescriptionCache(layout.root / params.perception.cache_dir)
