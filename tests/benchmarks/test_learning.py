@@ -1,4 +1,5 @@
-"""The learning benchmarks: `benchmarks/learning.py`'s run summary and `benchmarks/learnability.py`'s curve."""
+"""The learning benchmarks: `benchmarks/learning.py`'s run summary, `benchmarks/learnability.py`'s curve and
+`benchmarks/rollouts.py`'s rollout groups."""
 
 from __future__ import annotations
 
@@ -164,3 +165,45 @@ def test_letter_probe_separates_a_letter_bias_from_knowing_the_answer(tmp_path) 
     for d in dists:
         assert set(d) == set("ABCD") and sum(d.values()) == pytest.approx(1.0, abs=1e-5)
     assert summarise(rows, dists)["entropy"] <= math.log(4) + 1e-6
+
+
+def test_rollout_group_stats_count_only_groups_with_differing_rewards_as_signal() -> None:
+    from benchmarks.rollouts import group_stats
+
+    answers = [["A", "A", "A", "A"], ["A", "B", None, "B"], ["C", "C", "C", "C"]]
+    stats = group_stats(answers, ["A", "B", "D"])
+    assert stats["signal"] == pytest.approx(1 / 3)  # the first is all right, the last all wrong: no gradient
+    assert stats["accuracy"] == pytest.approx(6 / 12)
+    assert stats["pass_at_g"] == pytest.approx(2 / 3)
+    assert stats["distinct"] == pytest.approx((1 + 3 + 1) / 3)
+    assert stats["format"] == pytest.approx(11 / 12)
+
+
+def test_rollouts_sample_groups_of_a_real_model_and_append_a_record_per_temperature(tmp_path, monkeypatch) -> None:
+    from benchmarks import rollouts
+    from embodied_r.models.tiny import build_tiny_lm
+    from tests.training.conftest import write_tiny_rows
+
+    write_tiny_rows(tmp_path / "train.jsonl", n=3)
+    model = build_tiny_lm(tmp_path / "lm")
+    out = tmp_path / "rollouts.jsonl"
+    argv = ["rollouts", str(model), "--rows", str(tmp_path / "train.jsonl"), "--prompts", "2", "--generations", "3",
+            "--max-new-tokens", "4", "--temperatures", "0.7,1.5", "--out", str(out)]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    assert rollouts.main() == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["temperature"] for r in records] == [0.7, 1.5]
+    for r in records:
+        assert (r["prompts"], r["generations"], r["max_new_tokens"]) == (2, 3, 4)
+        assert 0.0 <= r["signal"] <= r["pass_at_g"] <= 1.0
+        assert 1.0 <= r["distinct"] <= 3.0  # a None answer counts as one of the distinct answers
+
+
+def test_rollouts_reject_a_folder_that_is_no_model(tmp_path, monkeypatch) -> None:
+    from benchmarks import rollouts
+    from tests.training.conftest import write_tiny_rows
+
+    write_tiny_rows(tmp_path / "train.jsonl", n=2)
+    monkeypatch.setattr(sys, "argv", ["rollouts", str(tmp_path), "--rows", str(tmp_path / "train.jsonl")])
+    with pytest.raises(SystemExit, match="not a model folder"):
+        rollouts.main()

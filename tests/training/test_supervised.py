@@ -114,6 +114,33 @@ def test_balanced_warmup_letters_are_even_in_every_step_and_trained_in_that_orde
         assert (order == given) is in_order, order[:8]
 
 
+def test_every_option_warmup_answers_each_question_every_way_in_a_row():
+    """letters=every_option: a question's examples come together, one per option, so its answers are uniform per
+    question (balanced letters are uniform only over the step); the option text is each letter's own."""
+    rows = [row(i, letters="ABC" if i % 2 else "ABCD") for i in range(10)]
+    by_id = {r.question_id: r for r in rows}
+    examples = format_warmup_examples(rows, n=35, seed=3, letters="every_option", answer="option_text")
+    assert len(examples) == 35
+    runs: list[list[dict]] = []
+    for ex in examples:
+        if runs and runs[-1][0]["question_id"] == ex["question_id"]:
+            runs[-1].append(ex)
+        else:
+            runs.append([ex])
+    assert len({run[0]["question_id"] for run in runs}) == len(runs), "each question's examples are consecutive"
+    for run in runs[:-1]:  # the last may be cut by n
+        r = by_id[run[0]["question_id"]]
+        answered = sorted(extract_answer(ex["completion"], r.choices, "answer_text", question=r.question) for ex in run)
+        assert answered == r.choices
+
+    def letter(ex: dict) -> str | None:
+        return extract_answer(ex["completion"], list("ABCD"), "answer_text", question=by_id[ex["question_id"]].question)
+
+    orders = {tuple(letter(ex) for ex in run) for run in runs if len(run) == 4}
+    assert len(orders) > 1 and None not in {a for o in orders for a in o}, "the options' order is drawn per question"
+    assert ColdStartConfig(letters="every_option").in_order(), "trained in the order given, as balanced"
+
+
 def test_numeric_rows_cannot_be_warmed_up():
     numeric = row(0).model_copy(update={"choices": []})
     with pytest.raises(ValueError, match="multiple-choice"):

@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 #: What ``<answer>`` holds in a supervised example: the option letter (paper) or the option's text.
 AnswerForm = Literal["letter", "option_text"]
+#: How the cold start picks each example's (unsupervised) option: see ``ColdStartConfig.letters``.
+ColdStartLetters = Literal["random", "balanced", "every_option"]
 
 #: Written next to the weights of a supervised model (read by evaluation and GRPO for the prefill).
 SUPERVISED_TRAINING_FILE = "supervised_training.json"
@@ -98,14 +100,16 @@ class ColdStartConfig(SupervisedConfig):
 
     think_text: str = Field(NEUTRAL_THINK, min_length=1, description="The neutral reasoning every example shows.")
     examples: int = Field(240, ge=1, description="Warm-up examples (train rows, cycled, each with a random letter).")
-    letters: Literal["random", "balanced"] = Field(
+    letters: ColdStartLetters = Field(
         "balanced",
         description="balanced: every letter equally often in every step (examples trained in order), so the last "
-        "steps cannot tilt the model to one letter; random: each example's letter drawn alone (uniformly).",
+        "steps cannot tilt the model to one letter; random: each example's letter drawn alone (uniformly); "
+        "every_option: each drawn question once with every one of its options, in a row (trained in order), so "
+        "no option is preferred for any question, not only on average (GRPO's groups then hold more answers).",
     )
 
     def in_order(self) -> bool:
-        return self.letters == "balanced"
+        return self.letters != "random"
 
 
 class SFTConfig(SupervisedConfig):
@@ -135,7 +139,7 @@ def format_warmup_examples(
     n: int,
     seed: int,
     think_text: str = NEUTRAL_THINK,
-    letters: Literal["random", "balanced"] = "balanced",
+    letters: ColdStartLetters = "balanced",
     answer: AnswerForm = "letter",
 ) -> list[dict[str, Any]]:
     """``n`` cold-start examples: rows cycled in a seeded order, each with a letter drawn uniformly from its choices.
@@ -143,7 +147,10 @@ def format_warmup_examples(
     Numeric rows (no choices) are skipped. The letter is independent of the row, so nothing about the answer is
     learnt. With ``letters="balanced"`` each example takes, among its row's letters, one used least so far (ties
     drawn at random): every run of examples, hence every step trained in order, holds each letter about equally
-    often. With ``answer="option_text"`` the ``<answer>`` holds the drawn option's text instead of its letter.
+    often. With ``letters="every_option"`` each row in that order gives one example per option (letters in a
+    seeded order), consecutively, until ``n``: the model sees the same question answered every way, so it learns
+    no preference per question either. With ``answer="option_text"`` the ``<answer>`` holds the drawn option's
+    text instead of its letter.
 
     >>> from embodied_r.training.rows import TrainingRow
     >>> row = TrainingRow(question_id="q", prompt=[{"role": "user", "content": "Q"}], solution="B", question="Q",
@@ -163,18 +170,25 @@ def format_warmup_examples(
         rng.shuffle(batch)
         order.extend(batch)
     used: Counter[str] = Counter()
-    examples = []
-    for row in order[:n]:
-        letter = least_used(used, row.choices, rng.choice) if letters == "balanced" else rng.choice(row.choices)
-        examples.append(
-            {
-                "question_id": row.question_id,
-                "prompt": row.prompt,
-                "completion": answer_completion(think_text, answer_content(row, letter, answer)),
-                "target": None,
-            }
-        )
-    return examples
+    picks: list[tuple[TrainingRow, str]] = []
+    for row in order:
+        if len(picks) >= n:
+            break
+        if letters == "every_option":
+            picks.extend((row, letter) for letter in rng.sample(row.choices, len(row.choices)))
+        elif letters == "balanced":
+            picks.append((row, least_used(used, row.choices, rng.choice)))
+        else:
+            picks.append((row, rng.choice(row.choices)))
+    return [
+        {
+            "question_id": row.question_id,
+            "prompt": row.prompt,
+            "completion": answer_completion(think_text, answer_content(row, letter, answer)),
+            "target": None,
+        }
+        for row, letter in picks[:n]
+    ]
 
 
 def cold_start_examples(rows: Sequence[TrainingRow], cfg: ColdStartConfig) -> list[dict[str, Any]]:
