@@ -127,7 +127,8 @@ def warm_lm(
     """The model GRPO starts from: the base LM after the optional format cold start (``cold_start.*``).
 
     The warm-up teaches only the output contract — a neutral ``<think>`` and a uniformly random ``<answer>``
-    letter (``cold_start.letters``: drawn alone, or balanced within every step) — so no answer is supervised.
+    letter (``cold_start.letters``: drawn alone, balanced within every step, or every option of a question in
+    turn) — so no answer is supervised.
     Not in the paper (off in the paper profile: the base LM passes through).
     Metadata: the loss, and the format compliance and letters used on a few validation questions.
     """
