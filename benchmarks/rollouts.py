@@ -36,6 +36,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from embodied_r.answers import extract_answer
 from embodied_r.config import load_params
+from embodied_r.layout import Layout
 from embodied_r.training.dataset import read_training_rows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,19 +55,25 @@ def group_stats(answers: list[list[str | None]], solutions: list[str]) -> dict[s
     }
 
 
-def sample_groups(
-    model_dir: str, rows, *, generations: int, temperature: float, max_new_tokens: int, answer_mode: str, seed: int
-):
-    """``generations`` sampled completions of each row's prompt (prefilled once), as answer letters per row."""
+def load_policy(model_dir: str):
+    """The model (fp32, eval mode) and its left-padding tokenizer."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from embodied_r.training.common_prefix import generate_after_common_prefix
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval(), tokenizer
+
+
+def sample_groups(
+    model, tokenizer, rows, *, generations: int, temperature: float, max_new_tokens: int, answer_mode: str, seed: int
+) -> list[list[str | None]]:
+    """``generations`` sampled completions of each row's prompt (prefilled once), as answer letters per row."""
+    import torch
+
+    from embodied_r.training.common_prefix import generate_after_common_prefix
+
     torch.manual_seed(seed)
     answers = []
     for i, row in enumerate(rows, 1):
@@ -101,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 
     params = load_params(args.params)
     answer_mode = params.rewards.accuracy_mode
-    rows_path = Path(args.rows or Path(params.data_dir) / "training_set" / "train.jsonl")
+    rows_path = Path(args.rows or Layout(root=ROOT, data_dir=params.data_dir).training_set / "train.jsonl")
     rows = [r for r in read_training_rows(rows_path) if r.choices]
     if not rows:
         sys.exit(
@@ -114,10 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     for model in args.models:
         if not Path(model, "config.json").is_file():
             sys.exit(f"{model}: not a model folder (no config.json)")
+        policy, tokenizer = load_policy(model)  # once per model, whatever the temperatures
         for temperature in temperatures:
             started = time.perf_counter()
             answers = sample_groups(
-                model, rows, generations=generations, temperature=temperature, max_new_tokens=max_new,
+                policy, tokenizer, rows, generations=generations, temperature=temperature, max_new_tokens=max_new,
                 answer_mode=answer_mode, seed=args.seed,
             )  # fmt: skip
             stats = group_stats(answers, [r.solution for r in rows])

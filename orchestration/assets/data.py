@@ -1,11 +1,9 @@
 """``raw_videos``: the ingested dataset (videos, question records, scene split)."""
 
-import hashlib
-
 import dagster as dg
 
 from embodied_r.data.ingest import ingest, read_videos
-from embodied_r.layout import RECORDS_FILE
+from embodied_r.hashing import sha256_file
 from orchestration.partitions import VIDEOS
 from orchestration.resources import ProjectResource
 
@@ -35,11 +33,12 @@ def raw_videos(context: dg.AssetExecutionContext, project: ProjectResource) -> d
     Registers one ``videos`` dynamic partition per video for the per-video assets.
     """
     params = project.load_params()
-    out = project.layout(params).raw
+    layout = project.layout(params)
+    out = layout.raw
     summary = ingest(params, out)
     videos = read_videos(out)
     added, removed = sync_video_partitions(context.instance, sorted(videos))
-    records_hash = hashlib.sha256((out / RECORDS_FILE).read_bytes()).hexdigest()
+    records_hash = sha256_file(layout.records)
     context.log.info("%d videos, %d questions; partitions +%d -%d", summary.videos, summary.questions, added, removed)
     return dg.MaterializeResult(
         metadata={
