@@ -3,7 +3,9 @@
 Runs the library directly (no Dagster, no MLflow) on an existing training set (``data/training_set`` of the
 params' profile, e.g. after ``dvc repro training_set``), so recipes can be compared quickly. Prints, and appends to
 ``benchmarks/out/learning.jsonl``, the warm-started and the GRPO model's pooled test accuracy with 95% bootstrap
-intervals, per-category accuracy, format compliance, wall times and seconds per GRPO step.
+intervals, the paired 95% interval of the gain (the same questions resampled for both), per-category accuracy,
+format compliance, wall times and seconds per GRPO step; with ``--train-categories``, both models' accuracy and
+intervals on the trained and on the held-out tasks.
 
     .venv/bin/python benchmarks/learning.py                                # params.yaml as it is
     .venv/bin/python benchmarks/learning.py -S grpo.max_steps=200 -S grpo.learning_rate=2e-5 --tag lr2e-5
@@ -39,6 +41,7 @@ from transformers import TrainerCallback
 from embodied_r.config import load_params
 from embodied_r.data.records import append_jsonl, write_jsonl
 from embodied_r.evaluation.generate import evaluate_model
+from embodied_r.evaluation.metrics import bootstrap_ci
 from embodied_r.hashing import sha256_file, short_hash
 from embodied_r.rewards import build_reward_funcs
 from embodied_r.training.dataset import read_training_rows
@@ -70,6 +73,8 @@ def score(model: str, rows, params, label: str) -> dict:
         "answer_shares": agg["answer_shares"],
         "constant_answer": agg["constant_answer_accuracy"],
         "seconds": round(time.perf_counter() - started, 1),
+        # per question, for paired and per-subset intervals (compare)
+        "scores": {s["question_id"]: s["score"] for s in result.per_sample},
     }
     ci = out["ci95"]
     print(
@@ -104,6 +109,34 @@ def by_quarter(entries: list[dict], keys: tuple[str, ...]) -> dict[str, list[flo
             values = [e[key] for e in entries[q * n // 4 : (q + 1) * n // 4] if e.get(key) is not None]
             quarters.append(round(sum(values) / len(values), 3) if values else None)
         out[key] = quarters
+    return out
+
+
+def compare(before: dict, after: dict, rows, trained: set[str], *, n: int = 1000, seed: int = 0) -> dict:
+    """``after`` against ``before`` on the same test rows, from their per-question scores.
+
+    ``gain`` and ``gain_ci95``: the mean per-question difference and its paired bootstrap interval (the same
+    questions resampled for both models: tighter than comparing two separate intervals). ``subsets``: with
+    ``trained`` categories given, each model's accuracy and bootstrap interval on the questions of the trained
+    and of the held-out categories. Empty when either score lacks per-question scores (older cached scores).
+    """
+    if "scores" not in before or "scores" not in after:
+        return {}
+    ids = [row.question_id for row in rows]
+    diffs = [after["scores"][q] - before["scores"][q] for q in ids]
+    out: dict = {"gain": sum(diffs) / len(diffs), "gain_ci95": list(bootstrap_ci(diffs, n=n, seed=seed))}
+    if trained:
+        out["subsets"] = {}
+        for name, keep in (("trained", True), ("held_out", False)):
+            subset = [row.question_id for row in rows if (row.category in trained) == keep]
+            if not subset:
+                continue
+            entry: dict = {"n": len(subset)}
+            for label, model in (("before", before), ("after", after)):
+                values = [model["scores"][q] for q in subset]
+                entry[label] = sum(values) / len(values)
+                entry[f"{label}_ci95"] = list(bootstrap_ci(values, n=n, seed=seed))
+            out["subsets"][name] = entry
     return out
 
 
@@ -218,6 +251,17 @@ def main() -> int:
         if "warm" in record:
             record["gain"] = record["grpo"]["pooled"] - record["warm"]["pooled"]
             print(f"  gain over warm start: {100 * record['gain']:+.1f} points", flush=True)
+            trained = set(args.train_categories.split(",")) if args.train_categories else set()
+            paired = compare(record["warm"], record["grpo"], test_rows, trained, n=params.evaluation.bootstrap_samples,
+                             seed=params.evaluation.seed)  # fmt: skip
+            if paired:
+                record["gain_ci95"] = paired["gain_ci95"]
+                lo, hi = (100 * v for v in paired["gain_ci95"])
+                print(f"  paired 95% interval of the gain: [{lo:+.1f}, {hi:+.1f}] points", flush=True)
+                for name, entry in paired.get("subsets", {}).items():
+                    record[f"{name}_subset"] = entry
+                    print(f"  {name} tasks (n={entry['n']}): {entry['before']:.3f} {entry['before_ci95']} -> "
+                          f"{entry['after']:.3f} {entry['after_ci95']}", flush=True)  # fmt: skip
 
     append_jsonl(ROOT / "benchmarks" / "out" / "learning.jsonl", record)
     return 0

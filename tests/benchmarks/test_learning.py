@@ -207,3 +207,23 @@ def test_rollouts_reject_a_folder_that_is_no_model(tmp_path, monkeypatch) -> Non
     monkeypatch.setattr(sys, "argv", ["rollouts", str(tmp_path), "--rows", str(tmp_path / "train.jsonl")])
     with pytest.raises(SystemExit, match="not a model folder"):
         rollouts.main()
+
+
+def test_compare_pairs_the_gain_and_splits_trained_from_held_out_tasks(tmp_path) -> None:
+    from benchmarks.learning import compare
+    from embodied_r.training.dataset import read_training_rows
+    from tests.training.conftest import write_tiny_rows
+
+    rows = read_training_rows(write_tiny_rows(tmp_path / "test.jsonl", n=8, split="test"))
+    rows = [row.model_copy(update={"category": "seen" if i < 4 else "unseen"}) for i, row in enumerate(rows)]
+    before = {"scores": {row.question_id: 0.0 for row in rows}}
+    after = {"scores": {row.question_id: 1.0 if i < 4 else 0.0 for i, row in enumerate(rows)}}
+    result = compare(before, after, rows, {"seen"}, n=200)
+    assert result["gain"] == 0.5
+    lo, hi = result["gain_ci95"]
+    assert 0.0 < lo <= 0.5 <= hi <= 1.0
+    seen, unseen = result["subsets"]["trained"], result["subsets"]["held_out"]
+    assert (seen["n"], seen["before"], seen["after"], seen["after_ci95"]) == (4, 0.0, 1.0, [1.0, 1.0])
+    assert (unseen["n"], unseen["before"], unseen["after"]) == (4, 0.0, 0.0)
+    # a score without per-question results (cached before they were kept) gives no comparison
+    assert compare({"pooled": 0.0}, after, rows, {"seen"}) == {}
