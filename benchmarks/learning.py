@@ -254,7 +254,13 @@ def main() -> int:
             trained = set(args.train_categories.split(",")) if args.train_categories else set()
             paired = compare(record["warm"], record["grpo"], test_rows, trained, n=params.evaluation.bootstrap_samples,
                              seed=params.evaluation.seed)  # fmt: skip
-            if paired:
+            if not paired:
+                print(
+                    "  no paired interval: the cached warm score has no per-question scores (scored before they were "
+                    "kept); delete its score-*.json beside the warm start to score it again",
+                    flush=True,
+                )
+            else:
                 record["gain_ci95"] = paired["gain_ci95"]
                 lo, hi = (100 * v for v in paired["gain_ci95"])
                 print(f"  paired 95% interval of the gain: [{lo:+.1f}, {hi:+.1f}] points", flush=True)
