@@ -25,7 +25,30 @@ def test_a_bad_params_file_fails_before_dagster_starts(tiny_project: Path, capsy
     assert main(["--root", str(tiny_project), "materialize", "raw_videos"]) == 2
     captured = capsys.readouterr()
     assert "grpo.num_generations" in captured.err
-    assert not (tiny_project / "data" / "raw_videos").exists()
+    assert not (tiny_project / "data" / "raw").exists()
+
+
+def test_a_per_video_asset_without_a_partition_option_names_the_options_before_dagster_starts(
+    tiny_project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    monkeypatch.setenv("DAGSTER_HOME", str(tiny_project / ".dagster_home"))
+    # "*training_set" selects raw_videos and the per-video keyframes too: Dagster alone fails keyframes' step with
+    # "Cannot access partition_key for a non-partitioned run", after raw_videos ran
+    assert main(["--root", str(tiny_project), "materialize", "*training_set"]) == 2
+    err = capsys.readouterr().err
+    assert "keyframes is materialized per video" in err and "--all-partitions" in err and "--partition" in err
+    assert not (tiny_project / "data" / "raw").exists(), "nothing runs"
+
+
+def test_a_misspelt_asset_is_a_one_line_error_with_dagsters_suggestion(
+    tiny_project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    monkeypatch.setenv("DAGSTER_HOME", str(tiny_project / ".dagster_home"))
+    assert main(["--root", str(tiny_project), "materialize", "keyframe"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cannot select 'keyframe'") and '["keyframes"]' in err and "Traceback" not in err
+    assert main(["--root", str(tiny_project), "materialize", "keyframes+ and (("]) == 2
+    assert "Invalid selection string" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -95,6 +95,19 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     from orchestration.definitions import defs
 
     load_params(root / args.params)  # fail fast, before Dagster starts, on a bad params file
+    try:
+        per_video = _per_video_assets(defs, args.assets)
+    except dg.DagsterError as exc:  # a misspelt asset or a bad selection string
+        print(f"cannot select {' '.join(args.assets)!r}: {exc}", file=sys.stderr)
+        return 2
+    if per_video and not (args.all_partitions or args.partition):
+        # Dagster alone would fail the step with "Cannot access partition_key for a non-partitioned run"
+        print(
+            f"{', '.join(per_video)} is materialized per video: add --all-partitions (every video, in one run) or "
+            "--partition VIDEO_ID (one video)",
+            file=sys.stderr,
+        )
+        return 2
     instance = dg.DagsterInstance.get()
     tags = dict(t.split("=", 1) for t in args.tag)
     level = "WARNING" if args.verbose == 0 else "INFO" if args.verbose == 1 else "DEBUG"
@@ -149,6 +162,20 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resolve(defs, assets: list[str]) -> tuple[Any, set, set]:
+    """``assets`` (a Dagster selection) resolved: ``(asset graph, their keys, the per-video keys among them)``."""
+    import dagster as dg
+
+    graph = defs.resolve_asset_graph()
+    keys = dg.AssetSelection.from_coercible(assets).resolve(graph)
+    return graph, keys, {k for k in keys if graph.get(k).partitions_def is not None}
+
+
+def _per_video_assets(defs, assets: list[str]) -> list[str]:
+    """The per-video (partitioned) assets among ``assets``."""
+    return sorted(k.to_user_string() for k in _resolve(defs, assets)[2])
+
+
 def _runs(defs, assets: list[str], *, per_video: bool) -> list[tuple[Any, bool]]:
     """The runs that materialize ``assets``, as ``(selection, partitioned)``: one run, or with a partition option up
     to three — the unpartitioned assets the per-video ones depend on, the per-video assets for those partitions, then
@@ -158,9 +185,7 @@ def _runs(defs, assets: list[str], *, per_video: bool) -> list[tuple[Any, bool]]
         return [(assets, False)]
     import dagster as dg
 
-    graph = defs.resolve_asset_graph()
-    keys = dg.AssetSelection.from_coercible(assets).resolve(graph)
-    per_video_keys = {k for k in keys if graph.get(k).partitions_def is not None}
+    graph, keys, per_video_keys = _resolve(defs, assets)
     upstream = dg.AssetSelection.assets(*per_video_keys).upstream().resolve(graph) if per_video_keys else set()
     before = {k for k in keys - per_video_keys if k in upstream}
     after = keys - per_video_keys - before
