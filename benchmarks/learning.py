@@ -41,7 +41,7 @@ from transformers import TrainerCallback
 from embodied_r.config import load_params
 from embodied_r.data.records import append_jsonl, write_jsonl
 from embodied_r.evaluation.generate import evaluate_model
-from embodied_r.evaluation.metrics import bootstrap_ci
+from embodied_r.evaluation.metrics import bootstrap_ci, paired_difference
 from embodied_r.hashing import sha256_file, short_hash
 from embodied_r.rewards import build_reward_funcs
 from embodied_r.training.dataset import read_training_rows
@@ -123,8 +123,8 @@ def compare(before: dict, after: dict, rows, trained: set[str], *, n: int = 1000
     if "scores" not in before or "scores" not in after:
         return {}
     ids = [row.question_id for row in rows]
-    diffs = [after["scores"][q] - before["scores"][q] for q in ids]
-    out: dict = {"gain": sum(diffs) / len(diffs), "gain_ci95": list(bootstrap_ci(diffs, n=n, seed=seed))}
+    paired = paired_difference([before["scores"][q] for q in ids], [after["scores"][q] for q in ids], n=n, seed=seed)
+    out: dict = {"gain": paired["delta"], "gain_ci95": paired["ci95"]}
     if trained:
         out["subsets"] = {}
         for name, keep in (("trained", True), ("held_out", False)):

@@ -50,7 +50,18 @@ def test_summary_says_whether_the_candidate_was_promoted(tmp_path):
     reason = "no champion yet; first passing candidate (accuracy 0.3000)"
     promoted = {"promoted": True, "candidate_version": "1", "reason": reason}
     results.write_text(json.dumps({"extra": {"promotion": promoted}}))
-    assert f"Promotion: v1 is the new champion ({reason})" in render_summary(layout)
+    text = render_summary(layout)
+    assert f"Promotion: v1 is the new champion ({reason})" in text
+    assert "GRPO against" not in text, "no comparison recorded, none shown"
+    comparison = {
+        "reference": "warm-start", "paired_delta": 0.033, "paired_delta_ci95": [-0.012, 0.079], "paired_n": 95,
+        "fixed": 12, "broken": 9,
+    }  # fmt: skip
+    results.write_text(json.dumps({"extra": {"promotion": promoted, "comparison": comparison}}))
+    assert (
+        "GRPO against warm-start: +3.3 points [-1.2, +7.9] (paired 95% interval over the same 95 questions; "
+        "12 fixed, 9 broken)"
+    ) in render_summary(layout)
     results.write_text(
         json.dumps({"extra": {"promotion": {"promoted": False, "candidate_version": "2", "reason": "not better"}}})
     )

@@ -163,6 +163,10 @@ def evaluation_results(
         {label: results[label] for label in (GRPO, SFT) if label in results}, noise, out / "noise_study.png"
     )
     reference = WARM if WARM in results else BASE if BASE in results else None
+    comparison = None  # GRPO against where it started, question by question
+    if reference is not None:
+        pairs = compare(evaluated[reference], evaluated[GRPO], bootstrap_samples=ev.bootstrap_samples, seed=ev.seed)
+        comparison = {"reference": reference, **pairs}
     document = build_results(
         results[GRPO],
         model_uri=trained["model_uri"],
@@ -173,9 +177,7 @@ def evaluation_results(
         root=layout.root,
         extra={
             "models": {label: {"path": path, "aggregate": results[label]} for label, path in models.items()},
-            "comparison": None if reference is None else {
-                "reference": reference, **compare(evaluated[reference], evaluated[GRPO])
-            },
+            "comparison": comparison,
             "noise_study": {"default": default_noise, "levels": dict(ev.noise_study), "results": noise},
             "generalisation": {"held_out_categories": sorted(held_out), "results": generalisation},
             "promotion": decision.model_dump(mode="json"),
@@ -196,6 +198,10 @@ def evaluation_results(
         client.log_metric(run_id, f"{prefix}/format_compliance", agg["format_compliance"])
         if agg.get("top_answer_share") is not None:
             client.log_metric(run_id, f"{prefix}/top_answer_share", agg["top_answer_share"])
+    if comparison is not None and comparison["paired_delta"] is not None:
+        client.log_metric(run_id, "eval/gain_over_reference", comparison["paired_delta"])
+        for bound, value in zip(("low", "high"), comparison["paired_delta_ci95"], strict=True):
+            client.log_metric(run_id, f"eval/gain_over_reference_ci95_{bound}", value)
     for path in (out / "results.json", category_png, curves_png, noise_png):
         client.log_artifact(run_id, str(path), artifact_path="evaluation")
 
@@ -218,6 +224,12 @@ def evaluation_results(
         **{f"pooled_accuracy_{label.replace(', ', '_').replace(' ', '_')}": agg["pooled_accuracy"]
            for label, agg in noise.items()},
         "test_questions": len(rows),
+        **({} if comparison is None or comparison["paired_delta"] is None else {
+            f"grpo_gain_over_{reference.replace('-', '_')}": comparison["paired_delta"],
+            "grpo_gain_ci95": dg.MetadataValue.text(
+                "[{:+.1%}, {:+.1%}] (paired bootstrap over the same questions)".format(*comparison["paired_delta_ci95"])
+            ),
+        }),
         "results": dg.MetadataValue.md(table),
         "category_accuracy": image_markdown(category_png, "Accuracy per category", max_width=900),
         "training_curves": image_markdown(curves_png, "Training curves", max_width=900),

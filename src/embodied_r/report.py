@@ -70,6 +70,14 @@ def render_summary(layout: Layout) -> str:
             lines = [f"  {v:<{width}}  {_pct(metrics[v]['pooled_accuracy'], metrics[v])}" for v in variants]
             parts.append("Pooled accuracy under other conditions:\n" + "\n".join(lines))
         results = _load(layout.evaluation / "results.json") or {}
+        comparison = (results.get("extra") or {}).get("comparison") or {}
+        if comparison.get("paired_delta") is not None:
+            lo, hi = comparison["paired_delta_ci95"]
+            parts.append(
+                f"GRPO against {comparison['reference']}: {100 * comparison['paired_delta']:+.1f} points "
+                f"[{100 * lo:+.1f}, {100 * hi:+.1f}] (paired 95% interval over the same {comparison['paired_n']} "
+                f"questions; {comparison['fixed']} fixed, {comparison['broken']} broken)"
+            )
         promotion = (results.get("extra") or {}).get("promotion") or {}
         if promotion:
             version = promotion.get("candidate_version")

@@ -151,6 +151,18 @@ def test_compare() -> None:
     assert diff["per_category"]["c"] == {"base": 0.5, "trained": 0.75, "delta": pytest.approx(0.25)}
     assert (diff["paired_n"], diff["fixed"], diff["broken"]) == (4, 2, 1)
     assert diff["consistency_rate_delta"] is None
+    # the paired interval of the gain: per-question differences 0, +1, +1, -1 resampled together
+    assert diff["paired_delta"] == pytest.approx(0.25)
+    lo, hi = diff["paired_delta_ci95"]
+    assert -1.0 <= lo < 0.25 < hi <= 1.0
+
+
+def test_compare_pairs_only_the_questions_both_models_answered() -> None:
+    base = _result({"q1": False, "q2": False, "q3": True})
+    trained = _result({"q2": True, "q3": True, "q4": False})
+    diff = compare(base, trained)
+    assert diff["paired_n"] == 2 and diff["paired_delta"] == pytest.approx(0.5)
+    assert compare(_result({"a": True}), _result({"b": True}))["paired_delta"] is None, "nothing shared"
 
 
 @pytest.mark.slow

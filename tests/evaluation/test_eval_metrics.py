@@ -12,6 +12,7 @@ from embodied_r.evaluation.metrics import (
     answer_distribution,
     bootstrap_ci,
     chance_level,
+    paired_difference,
     per_category_accuracy,
     pooled_accuracy,
     score_sample,
@@ -194,6 +195,21 @@ def test_bootstrap_ci_narrows_with_more_samples() -> None:
     (lo_s, hi_s), (lo_l, hi_l) = bootstrap_ci(small), bootstrap_ci(large)
     assert hi_l - lo_l < (hi_s - lo_s) / 4  # ~1/sqrt(100) as wide
     assert lo_l < 0.6 < hi_l
+
+
+def test_paired_difference_is_tighter_than_two_separate_intervals_when_the_models_agree() -> None:
+    # 200 questions: the trained model keeps every answer of the base and fixes 20 more (+10 points)
+    before = [i % 2 == 0 for i in range(200)]
+    after = [b or i % 10 == 1 for i, b in enumerate(before)]
+    paired = paired_difference(before, after, n=1000, seed=0)
+    assert paired["n"] == 200 and paired["delta"] == pytest.approx(0.1)
+    lo, hi = paired["ci95"]
+    assert 0.0 < lo < 0.1 < hi, "every change is a fix: the gain's interval excludes 0"
+    (lo_b, hi_b), (lo_a, _) = bootstrap_ci(before), bootstrap_ci(after)
+    assert lo_a < hi_b, "the two separate intervals overlap all the same"
+    assert hi - lo < 0.6 * (hi_b - lo_b)
+    with pytest.raises(ValueError, match="3 before, 2 after"):
+        paired_difference([1, 0, 1], [1, 0])
 
 
 def test_bootstrap_ci_edge_cases() -> None:

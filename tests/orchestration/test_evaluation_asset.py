@@ -29,7 +29,12 @@ def test_evaluation_results_and_promotion(tiny_pipeline):
     assert results["model"]["registry_version"] == "1"
     assert set(results["extra"]) >= {"models", "comparison", "noise_study", "generalisation", "promotion"}
     assert set(results["extra"]["models"]) == {"base", "warm-start", "grpo", "sft"}, "each model from its asset"
-    assert results["extra"]["comparison"]["reference"] == "warm-start", "GRPO is compared with where it started"
+    comparison = results["extra"]["comparison"]
+    assert comparison["reference"] == "warm-start", "GRPO is compared with where it started"
+    # the gain's own interval, paired over the same questions, holds the gain (the difference of pooled accuracies)
+    lo, hi = comparison["paired_delta_ci95"]
+    assert comparison["paired_n"] == len(test_rows)
+    assert lo <= comparison["paired_delta"] == pytest.approx(comparison["pooled_accuracy_delta"]) <= hi
     noise = results["extra"]["noise_study"]["results"]
     assert set(noise) == {f"{m}, {level} noise" for m in ("grpo", "sft") for level in ("perfect", "high")}
     assert all(agg["n"] > 0 for agg in noise.values())
@@ -56,6 +61,8 @@ def test_evaluation_results_and_promotion(tiny_pipeline):
     meta = result.asset_materializations_for_node("evaluation_results")[0].metadata
     assert "pooled (Avg)" in meta["results"].value and "Perception-noise study" in meta["results"].value
     assert "Δ grpo − warm-start" in meta["results"].value
+    assert meta["grpo_gain_over_warm_start"].value == pytest.approx(comparison["paired_delta"])
+    assert "paired bootstrap" in meta["grpo_gain_ci95"].value
     assert meta["promoted"].value is True, "with no champion, the first passing candidate becomes champion"
     # Models whose completions the budget cut are named in a warning (the tiny random LM rarely stops in 8 tokens),
     # the noise-study reruns included.
@@ -74,6 +81,9 @@ def test_evaluation_results_and_promotion(tiny_pipeline):
     assert client.get_metric_history(pointer["run_id"], "eval/grpo/pooled_accuracy")
     assert client.get_metric_history(pointer["run_id"], "eval/grpo_perfect_noise/pooled_accuracy")
     assert client.get_metric_history(pointer["run_id"], "eval/grpo/top_answer_share")
+    gain = client.get_metric_history(pointer["run_id"], "eval/gain_over_reference")
+    assert [m.value for m in gain] == [pytest.approx(comparison["paired_delta"])]
+    assert client.get_metric_history(pointer["run_id"], "eval/gain_over_reference_ci95_high")[0].value == hi
 
     # A new version with the same weights is not better: the champion stays, and the decision is recorded.
     again = pipeline.materialize(["grpo_lm", "evaluation_results"])  # warm_lm / sft_lm unchanged: not rerun

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict
 from tqdm.auto import tqdm
 
 from embodied_r.answers import AnswerMode
-from embodied_r.evaluation.metrics import aggregate, score_sample
+from embodied_r.evaluation.metrics import aggregate, paired_difference, score_sample
 from embodied_r.rewards import ConsistencyJudge, JudgeItem
 from embodied_r.training.common_prefix import MIN_SHARED_TOKENS, common_prefix_length, generate_after_common_prefix
 from embodied_r.training.rows import TrainingRow
@@ -309,11 +309,14 @@ def evaluate_model(
     return EvalResult(aggregate=agg, per_sample=samples, settings=settings)
 
 
-def compare(base: EvalResult, trained: EvalResult) -> dict[str, Any]:
+def compare(base: EvalResult, trained: EvalResult, *, bootstrap_samples: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Trained minus base: pooled and per-category accuracy deltas, format / consistency deltas, paired flips.
 
     ``fixed`` / ``broken`` count questions (matched by ``question_id``) that the trained model gets right and the
-    base wrong, and the reverse; ``paired_n`` is the number of shared questions.
+    base wrong, and the reverse; ``paired_n`` is the number of shared questions. ``paired_delta`` and
+    ``paired_delta_ci95``: the mean per-question score difference over the shared questions and its paired
+    bootstrap 95% interval (:func:`~embodied_r.evaluation.metrics.paired_difference`) — the interval of the
+    gain itself, tighter than the overlap of the two models' pooled intervals.
     """
 
     def delta(key: str) -> float | None:
@@ -333,6 +336,9 @@ def compare(base: EvalResult, trained: EvalResult) -> dict[str, Any]:
         values["delta"] = None if a is None or b is None else b - a
     base_by_id = {s["question_id"]: s for s in base.per_sample}
     shared = [(base_by_id[s["question_id"]], s) for s in trained.per_sample if s["question_id"] in base_by_id]
+    paired = paired_difference(
+        [b["score"] for b, _ in shared], [t["score"] for _, t in shared], n=bootstrap_samples, seed=seed
+    )
     return {
         "pooled_accuracy_delta": delta("pooled_accuracy"),
         "category_mean_accuracy_delta": delta("category_mean_accuracy"),
@@ -341,6 +347,8 @@ def compare(base: EvalResult, trained: EvalResult) -> dict[str, Any]:
         "mean_completion_tokens_delta": delta("mean_completion_tokens"),
         "per_category": per_category,
         "paired_n": len(shared),
+        "paired_delta": paired["delta"] if shared else None,
+        "paired_delta_ci95": paired["ci95"] if shared else None,
         "fixed": sum(not b["correct"] and t["correct"] for b, t in shared),
         "broken": sum(b["correct"] and not t["correct"] for b, t in shared),
     }

@@ -18,6 +18,10 @@ training and in the report. :func:`aggregate` turns the per-sample records into 
     MRA, so it enters the pooled accuracy with partial credit (VSI-Bench's convention).
 ``format_compliance`` / ``answer_rate`` / ``mean_completion_tokens``
     Share of strictly formatted completions, share with an extractable answer, mean generated tokens.
+Two models on the same questions are compared by :func:`paired_difference`: the mean per-question gain and its
+paired bootstrap interval, tighter than the overlap of the two models' own intervals (the same questions are
+resampled for both, so what is hard for one is hard for the other).
+
 ``answer_shares`` / ``top_answer_share`` / ``constant_answer_accuracy``
     Over the multiple-choice rows (:func:`answer_distribution`): how often the model gave each letter, the largest
     of those shares (1.0: the same letter to every question), and the accuracy of the best *constant* answer — the
@@ -48,6 +52,7 @@ __all__ = [
     "answer_distribution",
     "bootstrap_ci",
     "chance_level",
+    "paired_difference",
     "per_category_accuracy",
     "pooled_accuracy",
     "score_sample",
@@ -175,6 +180,23 @@ def bootstrap_ci(
     means = values[rng.integers(0, values.size, size=(n, values.size))].mean(axis=1)
     lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
     return (float(lo), float(hi))
+
+
+def paired_difference(
+    before: Sequence[bool | float], after: Sequence[bool | float], *, n: int = 1000, seed: int = 0
+) -> dict[str, Any]:
+    """``after`` minus ``before``, question by question (the same questions, in the same order): ``delta``, the
+    mean difference; ``ci95``, its percentile bootstrap interval (:func:`bootstrap_ci` of the differences: each
+    resample draws questions, with both models' scores on them); ``n``, the number of questions.
+
+    >>> paired_difference([0, 0, 1, 1], [1, 1, 1, 1], n=200)["delta"]
+    0.5
+    """
+    if len(before) != len(after):
+        raise ValueError(f"paired scores differ in length: {len(before)} before, {len(after)} after")
+    diffs = [float(a) - float(b) for b, a in zip(before, after, strict=True)]
+    delta = sum(diffs) / len(diffs) if diffs else math.nan
+    return {"delta": delta, "ci95": list(bootstrap_ci(diffs, n=n, seed=seed)), "n": len(diffs)}
 
 
 def answer_distribution(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
