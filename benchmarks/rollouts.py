@@ -34,9 +34,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from embodied_r.answers import extract_answer
 from embodied_r.config import load_params
 from embodied_r.layout import Layout
+from embodied_r.models.generation import load_for_generation, sample_answer_groups
 from embodied_r.training.dataset import read_training_rows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,42 +55,8 @@ def group_stats(answers: list[list[str | None]], solutions: list[str]) -> dict[s
     }
 
 
-def load_policy(model_dir: str):
-    """The model (fp32, eval mode) and its left-padding tokenizer."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval(), tokenizer
-
-
-def sample_groups(
-    model, tokenizer, rows, *, generations: int, temperature: float, max_new_tokens: int, answer_mode: str, seed: int
-) -> list[list[str | None]]:
-    """``generations`` sampled completions of each row's prompt (prefilled once), as answer letters per row."""
-    import torch
-
-    from embodied_r.training.common_prefix import generate_after_common_prefix
-
-    torch.manual_seed(seed)
-    answers = []
-    for i, row in enumerate(rows, 1):
-        ids = tokenizer(
-            tokenizer.apply_chat_template(row.prompt, add_generation_prompt=True, tokenize=False),
-            add_special_tokens=False,
-        ).input_ids
-        with torch.inference_mode():
-            new = generate_after_common_prefix(
-                model, [ids] * generations, len(ids) - 1, tokenizer.pad_token_id,
-                do_sample=True, temperature=temperature, top_p=1.0, top_k=0, max_new_tokens=max_new_tokens,
-            )  # fmt: skip
-        texts = tokenizer.batch_decode(new, skip_special_tokens=True)
-        answers.append([extract_answer(t, row.choices, answer_mode, question=row.question) for t in texts])
-        print(f"\r  {i}/{len(rows)} prompts", end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
-    return answers
+def _progress(done: int, total: int) -> None:
+    print(f"\r  {done}/{total} prompts", end="", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,13 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     for model in args.models:
         if not Path(model, "config.json").is_file():
             sys.exit(f"{model}: not a model folder (no config.json)")
-        policy, tokenizer = load_policy(model)  # once per model, whatever the temperatures
+        policy, tokenizer = load_for_generation(model)  # fp32, once per model, whatever the temperatures
         for temperature in temperatures:
             started = time.perf_counter()
-            answers = sample_groups(
-                policy, tokenizer, rows, generations=generations, temperature=temperature, max_new_tokens=max_new,
-                answer_mode=answer_mode, seed=args.seed,
+            answers = sample_answer_groups(
+                policy, tokenizer, rows, generations, temperature=temperature, max_new_tokens=max_new,
+                answer_mode=answer_mode, seed=args.seed, progress=_progress,
             )  # fmt: skip
+            print(file=sys.stderr)
             stats = group_stats(answers, [r.solution for r in rows])
             record = {
                 "model": model, "rows": str(rows_path), "prompts": len(rows), "generations": generations,

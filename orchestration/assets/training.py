@@ -73,8 +73,9 @@ def training_set(context: dg.AssetExecutionContext, project: ProjectResource) ->
     answer_fn = None
     if cfg.difficulty_filter:  # off by default: the paper has no difficulty filter
         answer_fn = hf_answer_fn(
-            lm_path, temperature=cfg.difficulty_temperature, max_new_tokens=cfg.max_completion_tokens
-        )
+            lm_path, temperature=cfg.difficulty_temperature, max_new_tokens=cfg.max_completion_tokens,
+            answer_mode=params.rewards.accuracy_mode, precision=params.grpo.precision,
+        )  # fmt: skip
     try:
         build = build_training_set(samples, tokenizer, cfg, failed_checks=failed, answer_fn=answer_fn)
     except FailedChecksError as exc:

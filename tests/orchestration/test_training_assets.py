@@ -70,3 +70,19 @@ def test_training_set_refuses_data_whose_checks_failed(tiny_pipeline):
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "answers" in failure.step_failure_data.error.to_string()
     assert not (root / "data" / "training_set" / "train.jsonl").exists()
+
+
+@pytest.mark.slow
+def test_the_difficulty_filter_samples_the_base_lm_and_drops_only_train_questions(tiny_pipeline):
+    # the tiny random LM writes no <answer>: every train question is "too hard" for it (0 of k right)
+    pipeline = tiny_pipeline(training_set={"difficulty_filter": True, "difficulty_k": 2, "max_completion_tokens": 8})
+    result = pipeline.materialize(["vlm_descriptions", "base_lm", "training_set"])
+    assert result.success
+    out = pipeline.root / "data" / "training_set"
+    records = [json.loads(x) for x in (pipeline.root / "data" / "raw" / "records.jsonl").read_text().splitlines()]
+    exclusions = [json.loads(x) for x in (out / "exclusions.jsonl").read_text().splitlines()]
+    too_hard = [e for e in exclusions if e["reason"] == "too_hard"]
+    assert len(too_hard) == sum(r["split"] == "train" for r in records) > 0
+    assert all(e["detail"] == "0/2 sampled answers correct" for e in too_hard)
+    assert read_training_rows(out / "train.jsonl") == []
+    assert len(read_training_rows(out / "test.jsonl")) == sum(r["split"] == "test" for r in records) > 0

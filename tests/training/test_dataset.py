@@ -289,8 +289,8 @@ def test_difficulty_filter_checks_the_answer_fn_shape(tokenizer) -> None:
         build_training_set([make_sample("q1")], tokenizer, cfg, answer_fn=lambda rows, k: [["A"] for _ in rows])
 
 
-def test_hf_answer_fn_samples_k_answers_per_row(tokenizer, tmp_path: Path) -> None:
-    """The default answer_fn on a tiny random Llama: shapes and batching (its answers are noise, so None)."""
+def test_hf_answer_fn_samples_k_answers_per_row(tokenizer, tmp_path: Path, monkeypatch) -> None:
+    """The default answer_fn on a tiny random Llama: k answers per row (its answers are noise, so None)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -310,8 +310,15 @@ def test_hf_answer_fn_samples_k_answers_per_row(tokenizer, tmp_path: Path) -> No
     tokenizer.save_pretrained(tmp_path / "lm")
     samples = [make_sample(f"q{i}", answer="A") for i in range(3)]
     rows = build_training_set(samples, tokenizer, TrainingSetConfig()).rows_by_split["train"]
-    answers = hf_answer_fn(tmp_path / "lm", max_new_tokens=3, batch_size=2)(rows, 2)
-    assert answers == [[None, None]] * 3
+    from embodied_r.models import generation
+
+    loads = []
+    real_load = generation.load_for_generation
+    monkeypatch.setattr(generation, "load_for_generation", lambda *a, **kw: loads.append(a) or real_load(*a, **kw))
+    answer_fn = hf_answer_fn(tmp_path / "lm", max_new_tokens=3)
+    assert answer_fn(rows, 2) == [[None, None]] * 3
+    assert answer_fn(rows[:1], 4) == [[None] * 4]
+    assert loads == [(tmp_path / "lm",)], "the model is loaded on the first call and kept"
 
 
 def appearance_sample(qid: str, split: str, answer: str) -> DescribedSample:

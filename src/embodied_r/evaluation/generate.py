@@ -125,19 +125,13 @@ def generate_completions(
     ('<think>…</think><answer>B</answer>', 87)
     """
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from embodied_r.models.generation import load_for_generation
 
     if max_new_tokens < 1 or batch_size < 1:
         raise ValueError("max_new_tokens and batch_size must be >= 1")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), padding_side="left")
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    from embodied_r.training.config import resolve_bf16
-
     # Inference only: bf16 weights where the device computes in bf16 (3-4x faster prefill on an AMX CPU).
-    dtype = torch.bfloat16 if resolve_bf16(precision) else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype).to(device).eval()
+    model, tokenizer = load_for_generation(model_dir, precision=precision, device=device)
     eos = _eos_ids(tokenizer, model)
 
     texts = [tokenizer.apply_chat_template(r.prompt, add_generation_prompt=True, tokenize=False) for r in rows]
@@ -157,7 +151,7 @@ def generate_completions(
                 )
             else:
                 enc = tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False)
-                enc = {k: v.to(device) for k, v in enc.items()}
+                enc = {k: v.to(model.device) for k, v in enc.items()}
                 out = model.generate(**enc, **greedy)
                 new_tokens = out[:, enc["input_ids"].shape[1] :].tolist()
         for i, ids in zip(batch, new_tokens, strict=True):

@@ -21,11 +21,11 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from embodied_r.answers import AnswerMode, extract_answer
+from embodied_r.answers import AnswerMode
 from embodied_r.config import TrainingSetConfig
 from embodied_r.data.records import read_jsonl_models, write_json, write_jsonl
 from embodied_r.perception.lm_prompt import build_messages
@@ -315,53 +315,37 @@ def hf_answer_fn(
     *,
     temperature: float = 1.0,
     max_new_tokens: int = 2048,
-    batch_size: int = 4,
     seed: int = 0,
     answer_mode: AnswerMode = "answer_tag",
+    precision: Literal["auto", "bf16", "fp32"] = "auto",
 ) -> AnswerFn:
     """An ``answer_fn`` sampling ``k`` completions per prompt from a Hugging Face model folder.
 
-    The model is loaded on each call (GPU if available). Prompts are left-padded and batched; the letter is read with
-    the project's :func:`embodied_r.answers.extract_answer` (``<answer>`` by default, as in evaluation). Sampling is
-    seeded, so the filter is reproducible on the same hardware and library versions.
+    The model is loaded on the first call (GPU if available; ``precision`` as ``grpo.precision``) and kept. Each
+    prompt's ``k`` completions are sampled as GRPO samples a group
+    (:func:`embodied_r.models.generation.sample_answer_groups`: plain temperature sampling, the prompt computed
+    once) and read with the project's :func:`embodied_r.answers.extract_answer` (``<answer>`` by default, as in
+    evaluation). Sampling is seeded, so the filter is reproducible on the same hardware and library versions.
 
     >>> answer_fn = hf_answer_fn(base_lm.path, temperature=cfg.difficulty_temperature)  # doctest: +SKIP
     >>> build_training_set(samples, tokenizer, cfg, answer_fn=answer_fn)  # doctest: +SKIP
     """
+    loaded: list[tuple[Any, Any]] = []
 
     def answer(rows: Sequence[TrainingRow], k: int) -> list[list[str | None]]:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from embodied_r.models.generation import load_for_generation, sample_answer_groups
 
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        tokenizer = AutoTokenizer.from_pretrained(str(model_path), padding_side="left")
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        model = AutoModelForCausalLM.from_pretrained(str(model_path)).to(device).eval()
-        torch.manual_seed(seed)
-        results: list[list[str | None]] = []
-        for start in range(0, len(rows), batch_size):
-            batch = rows[start : start + batch_size]
-            texts = [tokenizer.apply_chat_template(r.prompt, add_generation_prompt=True, tokenize=False) for r in batch]
-            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-            with torch.no_grad():
-                out = model.generate(
-                    **enc,
-                    do_sample=True,
-                    temperature=temperature,
-                    num_return_sequences=k,
-                    max_new_tokens=max_new_tokens,
-                    pad_token_id=tokenizer.pad_token_id,
-                )
-            completions = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-            for i, row in enumerate(batch):
-                results.append(
-                    [
-                        extract_answer(c, row.choices, answer_mode, question=row.question)
-                        for c in completions[i * k : (i + 1) * k]
-                    ]
-                )
-            log.info("difficulty filter: sampled %d/%d questions", len(results), len(rows))
-        return results
+        if not loaded:
+            loaded.append(load_for_generation(model_path, precision=precision))
+        model, tokenizer = loaded[0]
+
+        def progress(done: int, total: int) -> None:
+            if done % 50 == 0 or done == total:
+                log.info("difficulty filter: sampled %d/%d questions", done, total)
+
+        return sample_answer_groups(
+            model, tokenizer, rows, k, temperature=temperature, max_new_tokens=max_new_tokens,
+            answer_mode=answer_mode, seed=seed, progress=progress,
+        )  # fmt: skip
 
     return answer
