@@ -117,8 +117,9 @@ def compare(before: dict, after: dict, rows, trained: set[str], *, n: int = 1000
 
     ``gain`` and ``gain_ci95``: the mean per-question difference and its paired bootstrap interval (the same
     questions resampled for both models: tighter than comparing two separate intervals). ``subsets``: with
-    ``trained`` categories given, each model's accuracy and bootstrap interval on the questions of the trained
-    and of the held-out categories. Empty when either score lacks per-question scores (older cached scores).
+    ``trained`` categories given, each model's accuracy and bootstrap interval, and the paired gain, on the
+    questions of the trained and of the held-out categories. Empty when either score lacks per-question scores
+    (older cached scores).
     """
     if "scores" not in before or "scores" not in after:
         return {}
@@ -136,8 +137,22 @@ def compare(before: dict, after: dict, rows, trained: set[str], *, n: int = 1000
                 values = [model["scores"][q] for q in subset]
                 entry[label] = sum(values) / len(values)
                 entry[f"{label}_ci95"] = list(bootstrap_ci(values, n=n, seed=seed))
+            gain = paired_difference(
+                [before["scores"][q] for q in subset], [after["scores"][q] for q in subset], n=n, seed=seed
+            )
+            entry["gain"], entry["gain_ci95"] = gain["delta"], gain["ci95"]
             out["subsets"][name] = entry
     return out
+
+
+def describe_subset(name: str, entry: dict) -> str:
+    """One line for a subset of :func:`compare`: both models' accuracy and intervals, the paired gain."""
+    lo, hi = (100 * v for v in entry["gain_ci95"])
+    return (
+        f"  {name} tasks (n={entry['n']}): {entry['before']:.3f} [{entry['before_ci95'][0]:.3f}, "
+        f"{entry['before_ci95'][1]:.3f}] -> {entry['after']:.3f} [{entry['after_ci95'][0]:.3f}, "
+        f"{entry['after_ci95'][1]:.3f}], gain {100 * entry['gain']:+.1f} points [{lo:+.1f}, {hi:+.1f}]"
+    )
 
 
 def main() -> int:
@@ -266,8 +281,7 @@ def main() -> int:
                 print(f"  paired 95% interval of the gain: [{lo:+.1f}, {hi:+.1f}] points", flush=True)
                 for name, entry in paired.get("subsets", {}).items():
                     record[f"{name}_subset"] = entry
-                    print(f"  {name} tasks (n={entry['n']}): {entry['before']:.3f} {entry['before_ci95']} -> "
-                          f"{entry['after']:.3f} {entry['after_ci95']}", flush=True)  # fmt: skip
+                    print(describe_subset(name, entry), flush=True)
 
     append_jsonl(ROOT / "benchmarks" / "out" / "learning.jsonl", record)
     return 0

@@ -75,6 +75,7 @@ def training_set(context: dg.AssetExecutionContext, project: ProjectResource) ->
         answer_fn = hf_answer_fn(
             lm_path, temperature=cfg.difficulty_temperature, max_new_tokens=cfg.max_completion_tokens,
             answer_mode=params.rewards.accuracy_mode, precision=params.grpo.precision,
+            trust_remote_code=params.lm.trust_remote_code,
         )  # fmt: skip
     try:
         build = build_training_set(samples, tokenizer, cfg, failed_checks=failed, answer_fn=answer_fn)

@@ -225,5 +225,30 @@ def test_compare_pairs_the_gain_and_splits_trained_from_held_out_tasks(tmp_path)
     seen, unseen = result["subsets"]["trained"], result["subsets"]["held_out"]
     assert (seen["n"], seen["before"], seen["after"], seen["after_ci95"]) == (4, 0.0, 1.0, [1.0, 1.0])
     assert (unseen["n"], unseen["before"], unseen["after"]) == (4, 0.0, 0.0)
+    assert (seen["gain"], seen["gain_ci95"], unseen["gain"]) == (1.0, [1.0, 1.0], 0.0)
     # a score without per-question results (cached before they were kept) gives no comparison
     assert compare({"pooled": 0.0}, after, rows, {"seen"}) == {}
+
+
+def test_paired_scores_two_models_on_the_same_questions_and_appends_a_record(tmp_path) -> None:
+    from benchmarks import paired
+    from embodied_r.models.tiny import build_tiny_lm
+    from embodied_r.training.dataset import read_training_rows
+    from tests.training.conftest import write_tiny_rows
+
+    (tmp_path / "data" / "training_set").mkdir(parents=True)
+    rows = write_tiny_rows(tmp_path / "data" / "training_set" / "test.jsonl", n=4, split="test")
+    model = build_tiny_lm(tmp_path / "lm")
+    out = tmp_path / "paired.jsonl"
+    argv = [str(model), str(model), "--data", str(tmp_path / "data"), "-S", "evaluation.max_new_tokens=4",
+            "--train-categories", read_training_rows(rows)[0].category, "--out", str(out)]  # fmt: skip
+    assert paired.main(argv) == 0
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    # the same greedy model twice: no gain, an interval of zero width, every question in the trained subset
+    assert (record["gain"], record["gain_ci95"]) == (0.0, [0.0, 0.0])
+    assert record["before_pooled"] == record["after_pooled"]
+    assert record["subsets"]["trained"]["n"] + record["subsets"].get("held_out", {"n": 0})["n"] == 4
+    with pytest.raises(SystemExit, match="not among the test questions' tasks"):
+        paired.main([str(model), str(model), "--data", str(tmp_path / "data"), "--train-categories", "nope"])
+    with pytest.raises(SystemExit, match="not a model folder"):
+        paired.main([str(tmp_path), str(model)])

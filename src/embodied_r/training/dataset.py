@@ -318,6 +318,7 @@ def hf_answer_fn(
     seed: int = 0,
     answer_mode: AnswerMode = "answer_tag",
     precision: Literal["auto", "bf16", "fp32"] = "auto",
+    trust_remote_code: bool = False,
 ) -> AnswerFn:
     """An ``answer_fn`` sampling ``k`` completions per prompt from a Hugging Face model folder.
 
@@ -336,7 +337,7 @@ def hf_answer_fn(
         from embodied_r.models.generation import load_for_generation, sample_answer_groups
 
         if not loaded:
-            loaded.append(load_for_generation(model_path, precision=precision))
+            loaded.append(load_for_generation(model_path, precision=precision, trust_remote_code=trust_remote_code))
         model, tokenizer = loaded[0]
 
         def progress(done: int, total: int) -> None:
