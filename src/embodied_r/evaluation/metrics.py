@@ -18,15 +18,15 @@ training and in the report. :func:`aggregate` turns the per-sample records into 
     MRA, so it enters the pooled accuracy with partial credit (VSI-Bench's convention).
 ``format_compliance`` / ``answer_rate`` / ``mean_completion_tokens``
     Share of strictly formatted completions, share with an extractable answer, mean generated tokens.
-Two models on the same questions are compared by :func:`paired_difference`: the mean per-question gain and its
-paired bootstrap interval, tighter than the overlap of the two models' own intervals (the same questions are
-resampled for both, so what is hard for one is hard for the other).
-
 ``answer_shares`` / ``top_answer_share`` / ``constant_answer_accuracy``
     Over the multiple-choice rows (:func:`answer_distribution`): how often the model gave each letter, the largest
     of those shares (1.0: the same letter to every question), and the accuracy of the best *constant* answer — the
     letter prior of the test set. A model that answers one letter everywhere scores exactly that, whatever it
     learnt; a gain over a baseline means little unless the accuracy also clears this figure.
+
+Two models on the same questions are compared by :func:`paired_difference`: the mean per-question gain and its
+paired bootstrap interval, tighter than the overlap of the two models' own intervals (the same questions are
+resampled for both, so what is hard for one is hard for the other).
 
 >>> s = score_sample("<think>the chair is left</think><answer>B</answer>", row)  # doctest: +SKIP
 >>> s["letter"], s["correct"], s["format_ok"]  # doctest: +SKIP

@@ -14,7 +14,6 @@ group; :func:`sample_answer_groups` reads each completion's answer as the accura
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -23,8 +22,6 @@ from embodied_r.answers import AnswerMode, extract_answer
 from embodied_r.training.rows import TrainingRow
 
 __all__ = ["load_for_generation", "sample_answer_groups", "sample_completion_groups"]
-
-log = logging.getLogger(__name__)
 
 
 def load_for_generation(
