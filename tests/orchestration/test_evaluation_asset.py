@@ -34,7 +34,8 @@ def test_evaluation_results_and_promotion(tiny_pipeline):
     # the gain's own interval, paired over the same questions, holds the gain (the difference of pooled accuracies)
     lo, hi = comparison["paired_delta_ci95"]
     assert comparison["paired_n"] == len(test_rows)
-    assert lo <= comparison["paired_delta"] == pytest.approx(comparison["pooled_accuracy_delta"]) <= hi
+    assert comparison["paired_delta"] == pytest.approx(comparison["pooled_accuracy_delta"])
+    assert lo <= comparison["paired_delta"] <= hi
     noise = results["extra"]["noise_study"]["results"]
     assert set(noise) == {f"{m}, {level} noise" for m in ("grpo", "sft") for level in ("perfect", "high")}
     assert all(agg["n"] > 0 for agg in noise.values())
