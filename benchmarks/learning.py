@@ -133,13 +133,12 @@ def compare(before: dict, after: dict, rows, trained: set[str], *, n: int = 1000
             if not subset:
                 continue
             entry: dict = {"n": len(subset)}
-            for label, model in (("before", before), ("after", after)):
-                values = [model["scores"][q] for q in subset]
-                entry[label] = sum(values) / len(values)
-                entry[f"{label}_ci95"] = list(bootstrap_ci(values, n=n, seed=seed))
-            gain = paired_difference(
-                [before["scores"][q] for q in subset], [after["scores"][q] for q in subset], n=n, seed=seed
-            )
+            models = (("before", before), ("after", after))
+            values = {label: [model["scores"][q] for q in subset] for label, model in models}
+            for label, scores in values.items():
+                entry[label] = sum(scores) / len(scores)
+                entry[f"{label}_ci95"] = list(bootstrap_ci(scores, n=n, seed=seed))
+            gain = paired_difference(values["before"], values["after"], n=n, seed=seed)
             entry["gain"], entry["gain_ci95"] = gain["delta"], gain["ci95"]
             out["subsets"][name] = entry
     return out

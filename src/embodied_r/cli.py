@@ -96,15 +96,15 @@ def cmd_materialize(args: argparse.Namespace) -> int:
 
     load_params(root / args.params)  # fail fast, before Dagster starts, on a bad params file
     try:
-        per_video = _per_video_assets(defs, args.assets)
+        graph, keys, per_video_keys = _resolve(defs, args.assets)
     except dg.DagsterError as exc:  # a misspelt asset or a bad selection string
         print(f"cannot select {' '.join(args.assets)!r}: {exc}", file=sys.stderr)
         return 2
-    if per_video and not (args.all_partitions or args.partition):
+    if per_video_keys and not (args.all_partitions or args.partition):
         # Dagster alone would fail the step with "Cannot access partition_key for a non-partitioned run"
         print(
-            f"{', '.join(per_video)} is materialized per video: add --all-partitions (every video, in one run) or "
-            "--partition VIDEO_ID (one video)",
+            f"{', '.join(sorted(k.to_user_string() for k in per_video_keys))} is materialized per video: add "
+            "--all-partitions (every video, in one run) or --partition VIDEO_ID (one video)",
             file=sys.stderr,
         )
         return 2
@@ -112,7 +112,8 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     tags = dict(t.split("=", 1) for t in args.tag)
     level = "WARNING" if args.verbose == 0 else "INFO" if args.verbose == 1 else "DEBUG"
     results = []
-    for selection, partitioned in _runs(defs, args.assets, per_video=bool(args.all_partitions or args.partition)):
+    per_video = bool(args.all_partitions or args.partition)
+    for selection, partitioned in _runs(graph, args.assets, keys, per_video_keys, per_video=per_video):
         partition_tags: dict[str, str] = {}
         if partitioned and args.all_partitions:  # after raw_videos, when the same command runs it first
             from orchestration.partitions import all_videos_run_tags
@@ -171,21 +172,16 @@ def _resolve(defs, assets: list[str]) -> tuple[Any, set, set]:
     return graph, keys, {k for k in keys if graph.get(k).partitions_def is not None}
 
 
-def _per_video_assets(defs, assets: list[str]) -> list[str]:
-    """The per-video (partitioned) assets among ``assets``."""
-    return sorted(k.to_user_string() for k in _resolve(defs, assets)[2])
-
-
-def _runs(defs, assets: list[str], *, per_video: bool) -> list[tuple[Any, bool]]:
-    """The runs that materialize ``assets``, as ``(selection, partitioned)``: one run, or with a partition option up
-    to three — the unpartitioned assets the per-video ones depend on, the per-video assets for those partitions, then
-    the rest (one partitioned run would silently skip the unpartitioned assets).
+def _runs(graph, assets: list[str], keys: set, per_video_keys: set, *, per_video: bool) -> list[tuple[Any, bool]]:
+    """The runs that materialize ``assets`` (resolved by :func:`_resolve` to ``keys``, ``per_video_keys`` among
+    them), as ``(selection, partitioned)``: one run, or with a partition option up to three — the unpartitioned
+    assets the per-video ones depend on, the per-video assets for those partitions, then the rest (one partitioned
+    run would silently skip the unpartitioned assets).
     """
     if not per_video:
         return [(assets, False)]
     import dagster as dg
 
-    graph, keys, per_video_keys = _resolve(defs, assets)
     upstream = dg.AssetSelection.assets(*per_video_keys).upstream().resolve(graph) if per_video_keys else set()
     before = {k for k in keys - per_video_keys if k in upstream}
     after = keys - per_video_keys - before

@@ -69,8 +69,8 @@ def render_summary(layout: Layout) -> str:
             width = max(len(v) for v in variants)
             lines = [f"  {v:<{width}}  {_pct(metrics[v]['pooled_accuracy'], metrics[v])}" for v in variants]
             parts.append("Pooled accuracy under other conditions:\n" + "\n".join(lines))
-        results = _load(layout.evaluation / "results.json") or {}
-        comparison = (results.get("extra") or {}).get("comparison") or {}
+        extra = (_load(layout.evaluation / "results.json") or {}).get("extra") or {}
+        comparison = extra.get("comparison") or {}
         if comparison.get("paired_delta") is not None:
             lo, hi = comparison["paired_delta_ci95"]
             parts.append(
@@ -78,7 +78,7 @@ def render_summary(layout: Layout) -> str:
                 f"[{100 * lo:+.1f}, {100 * hi:+.1f}] (paired 95% interval over the same {comparison['paired_n']} "
                 f"questions; {comparison['fixed']} fixed, {comparison['broken']} broken)"
             )
-        promotion = (results.get("extra") or {}).get("promotion") or {}
+        promotion = extra.get("promotion") or {}
         if promotion:
             version = promotion.get("candidate_version")
             verdict = f"v{version} is the new champion" if promotion.get("promoted") else f"v{version} not promoted"
