@@ -20,7 +20,7 @@ class ProjectResource(dg.ConfigurableResource):
     """The project checkout: where ``params.yaml`` is and where outputs go."""
 
     root: str = ""
-    params_file: str = "params.yaml"
+    params_file: str = ""  # relative to the root; empty: ``$EMBODIED_R_PARAMS`` (``embodied-r --params``) or params.yaml
 
     @property
     def root_path(self) -> Path:
@@ -28,7 +28,7 @@ class ProjectResource(dg.ConfigurableResource):
 
     def load_params(self) -> Params:
         """Read and validate ``params.yaml`` (fresh on every call: the file is the truth)."""
-        path = Path(self.params_file)
+        path = Path(self.params_file or os.environ.get("EMBODIED_R_PARAMS") or "params.yaml")
         return load_params(path if path.is_absolute() else self.root_path / path)
 
     def layout(self, params: Params | None = None) -> Layout:

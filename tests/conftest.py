@@ -31,4 +31,5 @@ def tiny_project(tmp_path: Path, tiny_params_dict: dict, monkeypatch: pytest.Mon
     """A project root with a tiny ``params.yaml``; outputs land under it."""
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params_dict, sort_keys=False))
     monkeypatch.setenv("EMBODIED_R_ROOT", str(tmp_path))
+    monkeypatch.delenv("EMBODIED_R_PARAMS", raising=False)  # restored after the test (the CLI sets it)
     return tmp_path

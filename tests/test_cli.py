@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from embodied_r.cli import main
 
@@ -26,6 +27,17 @@ def test_a_bad_params_file_fails_before_dagster_starts(tiny_project: Path, capsy
     captured = capsys.readouterr()
     assert "grpo.num_generations" in captured.err
     assert not (tiny_project / "data" / "raw").exists()
+
+
+def test_materialize_reads_the_params_file_given_with_params(
+    tiny_project: Path, tiny_params_dict: dict, monkeypatch: pytest.MonkeyPatch
+):
+    """``--params`` is the file the assets read, not only the one validated (they read params.yaml before)."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tiny_project / ".dagster_home"))
+    (tiny_project / "other.yaml").write_text(yaml.safe_dump({**tiny_params_dict, "data_dir": "other-data"}))
+    assert main(["--root", str(tiny_project), "--params", "other.yaml", "materialize", "raw_videos"]) == 0
+    assert list((tiny_project / "other-data" / "raw").iterdir())
+    assert not (tiny_project / "data").exists()
 
 
 def test_a_per_video_asset_without_a_partition_option_names_the_options_before_dagster_starts(

@@ -87,6 +87,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 def cmd_materialize(args: argparse.Namespace) -> int:
     root = Path(args.root).resolve()
     os.environ["EMBODIED_R_ROOT"] = str(root)
+    os.environ["EMBODIED_R_PARAMS"] = args.params  # the assets read this file (they read params.yaml otherwise)
     ensure_dagster_home(root)
 
     import dagster as dg
@@ -194,7 +195,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
     root = Path(args.root).resolve()
     home = ensure_dagster_home(root)
-    env = {**os.environ, "EMBODIED_R_ROOT": str(root)}
+    env = {**os.environ, "EMBODIED_R_ROOT": str(root), "EMBODIED_R_PARAMS": args.params}
     print(f"Dagster UI on http://{args.host}:{args.port} (Ctrl-C or `make stop` to stop)")
     return run_service("dagster-ui", dagster_ui_argv(args.host, args.port), home, env)
 
