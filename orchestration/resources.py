@@ -20,7 +20,7 @@ class ProjectResource(dg.ConfigurableResource):
     """The project checkout: where ``params.yaml`` is and where outputs go."""
 
     root: str = ""
-    params_file: str = ""  # relative to the root; empty: ``$EMBODIED_R_PARAMS`` (``embodied-r --params``) or params.yaml
+    params_file: str = ""  # relative to the root; empty: $EMBODIED_R_PARAMS (`embodied-r --params`) or params.yaml
 
     @property
     def root_path(self) -> Path:
