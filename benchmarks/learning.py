@@ -13,13 +13,14 @@ intervals on the trained and on the held-out tasks.
     embodied-r profile cpu-long && cp params.yaml /tmp/cpu-long.yaml && git checkout params.yaml
     .venv/bin/python benchmarks/learning.py --params /tmp/cpu-long.yaml -S grpo.beta=0.04 --tag kl0.04
 
-The cold-start model is cached under ``.cache/learning/`` by its settings, so recipes that differ only in GRPO
-share it (and its test score, kept beside it for the same test rows and evaluation settings). ``--sft`` also
-trains and scores the SFT baseline. ``--categories`` keeps only those tasks (training and test);
-``--train-categories`` trains on those tasks only and still tests on every task (the others are held out);
-``--train-limit N --score-train`` trains on the first N training rows and also scores the models on them (does
-GRPO fit questions it has seen? a check of the RL machinery, not a result). The record holds the sampled training
-accuracy, the share of zero-variance groups and the entropy by quarter of the GRPO run.
+The cold-start and SFT models are cached under ``.cache/learning/`` by their settings and training data, so
+recipes that differ only in GRPO share them. Every model's score (each question's record) is kept beside its
+folder as ``eval-<key>.json`` and read back for the same test rows and evaluation settings: a shared warm start is
+scored once. ``--sft`` also trains and scores the SFT baseline. ``--categories`` keeps only those tasks
+(training and test); ``--train-categories`` trains on those tasks only and still tests on every task (the others
+are held out); ``--train-limit N --score-train`` trains on the first N training rows and also scores the models
+on them (does GRPO fit questions it has seen? a check of the RL machinery, not a result). The record holds the
+sampled training accuracy, the share of zero-variance groups and the entropy by quarter of the GRPO run.
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ from transformers import TrainerCallback
 
 from embodied_r.config import load_params
 from embodied_r.data.records import append_jsonl, write_jsonl
-from embodied_r.evaluation.generate import evaluate_model
-from embodied_r.evaluation.metrics import bootstrap_ci, paired_difference
+from embodied_r.evaluation.generate import EvalResult, evaluate_model
+from embodied_r.evaluation.generate import compare as compare_results
 from embodied_r.hashing import sha256_file, short_hash
 from embodied_r.rewards import build_reward_funcs
 from embodied_r.training.dataset import read_training_rows
@@ -55,7 +56,8 @@ def parse_value(text: str):
     return yaml.safe_load(text)
 
 
-def score(model: str, rows, params, label: str) -> dict:
+def score(model: str, rows, params, label: str) -> EvalResult:
+    """``model`` decoded greedily on ``rows`` with the params' evaluation settings; prints a one-line summary."""
     ev = params.evaluation
     started = time.perf_counter()
     result = evaluate_model(
@@ -63,8 +65,26 @@ def score(model: str, rows, params, label: str) -> dict:
         answer_mode=params.rewards.accuracy_mode, bootstrap_samples=ev.bootstrap_samples, seed=ev.seed,
         progress=False,
     )  # fmt: skip
+    result = result.model_copy(
+        update={"settings": {**result.settings, "seconds": round(time.perf_counter() - started, 1)}}
+    )
+    out = summary(result)
+    ci = out["ci95"]
+    print(
+        f"{label:>6}: pooled {out['pooled']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] format {out['format']:.2f} "
+        f"tokens {out['tokens']:.1f} ({out['seconds']} s)  {out['per_category']}",
+        flush=True,
+    )
+    if out["answer_shares"] is not None:  # multiple-choice rows: is the accuracy more than the letter prior?
+        shares = {k: round(v, 3) for k, v in out["answer_shares"].items()}
+        print(f"        letters given {shares}; the best constant letter scores {out['constant_answer']:.3f}")
+    return result
+
+
+def summary(result: EvalResult) -> dict:
+    """The figures of a score the log keeps (``seconds``: the scoring's wall time, when it was timed)."""
     agg = result.aggregate
-    out = {
+    return {
         "pooled": agg["pooled_accuracy"],
         "ci95": agg["pooled_accuracy_ci95"],
         "format": agg["format_compliance"],
@@ -72,20 +92,24 @@ def score(model: str, rows, params, label: str) -> dict:
         "per_category": {c: round(v["accuracy"], 3) for c, v in agg["per_category"].items()},
         "answer_shares": agg["answer_shares"],
         "constant_answer": agg["constant_answer_accuracy"],
-        "seconds": round(time.perf_counter() - started, 1),
-        # per question, for paired and per-subset intervals (compare)
-        "scores": {s["question_id"]: s["score"] for s in result.per_sample},
+        "seconds": result.settings.get("seconds"),
     }
-    ci = out["ci95"]
-    print(
-        f"{label:>6}: pooled {out['pooled']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] format {out['format']:.2f} "
-        f"tokens {out['tokens']:.1f} ({out['seconds']} s)  {out['per_category']}",
-        flush=True,
-    )
-    if agg["answer_shares"] is not None:  # multiple-choice rows: is the accuracy more than the letter prior?
-        shares = {k: round(v, 3) for k, v in agg["answer_shares"].items()}
-        print(f"        letters given {shares}; the best constant letter scores {agg['constant_answer_accuracy']:.3f}")
-    return out
+
+
+def score_kept(model: str, rows, params, label: str) -> EvalResult:
+    """:func:`score`, kept beside the model folder (``<run>/final`` → ``<run>/eval-<key>.json``, every question's
+    record) and read back when the same rows were scored with the same evaluation settings: a warm start or an
+    SFT model shared by several recipes is scored once, and every run's per-question records stay for later
+    pairing (:func:`compare`)."""
+    settings = [[r.question_id for r in rows], params.evaluation.model_dump(mode="json"), params.rewards.accuracy_mode]
+    kept = Path(model).parent / f"eval-{short_hash(json.dumps(settings, sort_keys=True))}.json"
+    if kept.is_file():
+        result = EvalResult.model_validate_json(kept.read_text())
+        print(f"{label:>6}: pooled {result.aggregate['pooled_accuracy']:.3f} (scored before: {kept})", flush=True)
+        return result
+    result = score(model, rows, params, label)
+    kept.write_text(result.model_dump_json())
+    return result
 
 
 class LogHistory(TrainerCallback):
@@ -112,34 +136,29 @@ def by_quarter(entries: list[dict], keys: tuple[str, ...]) -> dict[str, list[flo
     return out
 
 
-def compare(before: dict, after: dict, rows, trained: set[str], *, n: int = 1000, seed: int = 0) -> dict:
-    """``after`` against ``before`` on the same test rows, from their per-question scores.
+def compare(before: EvalResult, after: EvalResult, trained: set[str], *, n: int = 1000, seed: int = 0) -> dict:
+    """``after`` against ``before`` on the same test questions.
 
     ``gain`` and ``gain_ci95``: the mean per-question difference and its paired bootstrap interval (the same
     questions resampled for both models: tighter than comparing two separate intervals). ``subsets``: with
     ``trained`` categories given, each model's accuracy and bootstrap interval, and the paired gain, on the
-    questions of the trained and of the held-out categories. Empty when either score lacks per-question scores
-    (older cached scores).
+    questions of the trained and of the held-out categories (:meth:`EvalResult.subset`).
     """
-    if "scores" not in before or "scores" not in after:
-        return {}
-    ids = [row.question_id for row in rows]
-    paired = paired_difference([before["scores"][q] for q in ids], [after["scores"][q] for q in ids], n=n, seed=seed)
-    out: dict = {"gain": paired["delta"], "gain_ci95": paired["ci95"]}
+    paired = compare_results(before, after, bootstrap_samples=n, seed=seed)
+    out: dict = {"gain": paired["paired_delta"], "gain_ci95": paired["paired_delta_ci95"]}
     if trained:
+        held_out = {s["category"] for s in after.per_sample} - trained
         out["subsets"] = {}
-        for name, keep in (("trained", True), ("held_out", False)):
-            subset = [row.question_id for row in rows if (row.category in trained) == keep]
-            if not subset:
+        for name, categories in (("trained", trained), ("held_out", held_out)):
+            parts = {"before": before.subset(categories), "after": after.subset(categories)}
+            if parts["before"] is None or parts["after"] is None:
                 continue
-            entry: dict = {"n": len(subset)}
-            models = (("before", before), ("after", after))
-            values = {label: [model["scores"][q] for q in subset] for label, model in models}
-            for label, scores in values.items():
-                entry[label] = sum(scores) / len(scores)
-                entry[f"{label}_ci95"] = list(bootstrap_ci(scores, n=n, seed=seed))
-            gain = paired_difference(values["before"], values["after"], n=n, seed=seed)
-            entry["gain"], entry["gain_ci95"] = gain["delta"], gain["ci95"]
+            entry: dict = {"n": parts["after"].aggregate["n"]}
+            for label, part in parts.items():
+                entry[label] = part.aggregate["pooled_accuracy"]
+                entry[f"{label}_ci95"] = part.aggregate["pooled_accuracy_ci95"]
+            gain = compare_results(parts["before"], parts["after"], bootstrap_samples=n, seed=seed)
+            entry["gain"], entry["gain_ci95"] = gain["paired_delta"], gain["paired_delta_ci95"]
             out["subsets"][name] = entry
     return out
 
@@ -206,6 +225,7 @@ def main() -> int:
     write_jsonl(train_path, train_rows)
     cs = params.cold_start
     model = base
+    scores: dict[str, EvalResult] = {}  # by model (and "_train" for --score-train)
     if cs.enabled:
         key = short_hash(json.dumps([cs.model_dump(), base]), sha256_file(data / "train.jsonl"))
         out = work / f"warm-{key}"
@@ -216,29 +236,20 @@ def main() -> int:
             train_supervised(base, examples, out, cs, purpose="cold_start")
         model = str(out / "final")
         record["cold_start_s"] = round(time.perf_counter() - started, 1)
-        # the warm start's score is kept beside it: recipes that share the warm start do not re-evaluate it
-        settings = [[r.question_id for r in test_rows], params.evaluation.model_dump(mode="json"),
-                    params.rewards.accuracy_mode]  # fmt: skip
-        cached = out / f"score-{short_hash(json.dumps(settings, sort_keys=True))}.json"
-        if cached.is_file():
-            record["warm"] = json.loads(cached.read_text())
-            print(f"  warm: pooled {record['warm']['pooled']:.3f} (scored before: {cached})", flush=True)
-        else:
-            record["warm"] = score(model, test_rows, params, "warm")
-            cached.write_text(json.dumps(record["warm"]))
+        scores["warm"] = score_kept(model, test_rows, params, "warm")
         if args.score_train:
-            record["warm_train"] = score(model, train_rows, params, "warm@train")
+            scores["warm_train"] = score_kept(model, train_rows, params, "warm@train")
 
     if args.sft:
         from embodied_r.training.traces import reasoning_trace_examples
 
         sft = params.sft
-        out = work / f"sft-{short_hash(json.dumps([sft.model_dump(), base, len(train_rows)]))}"
+        out = work / f"sft-{short_hash(json.dumps([sft.model_dump(), base]), sha256_file(train_path))}"
         started = time.perf_counter()
         if not (out / "final").is_dir():
             train_supervised(base, reasoning_trace_examples(train_rows, sft.answer), out, sft, purpose="sft")
         record["sft_s"] = round(time.perf_counter() - started, 1)
-        record["sft"] = score(str(out / "final"), test_rows, params, "sft")
+        scores["sft"] = score_kept(str(out / "final"), test_rows, params, "sft")
 
     if not args.no_grpo:
         out = work / f"grpo-{short_hash(json.dumps([record['overrides'], args.tag, time.time()]))}"
@@ -259,29 +270,22 @@ def main() -> int:
              "letter_entropy/answered", "flat_batch_skipped"),  # entropy: over the steps that trained
         )  # fmt: skip
         print(f"  by quarter of the run: {record['grpo_by_quarter']}", flush=True)
-        record["grpo"] = score(outcome.final_model_path, test_rows, params, "grpo")
+        scores["grpo"] = score_kept(outcome.final_model_path, test_rows, params, "grpo")
         if args.score_train:
-            record["grpo_train"] = score(outcome.final_model_path, train_rows, params, "grpo@train")
-        if "warm" in record:
-            record["gain"] = record["grpo"]["pooled"] - record["warm"]["pooled"]
-            print(f"  gain over warm start: {100 * record['gain']:+.1f} points", flush=True)
+            scores["grpo_train"] = score_kept(outcome.final_model_path, train_rows, params, "grpo@train")
+        if "warm" in scores:
             trained = set(args.train_categories.split(",")) if args.train_categories else set()
-            paired = compare(record["warm"], record["grpo"], test_rows, trained, n=params.evaluation.bootstrap_samples,
+            paired = compare(scores["warm"], scores["grpo"], trained, n=params.evaluation.bootstrap_samples,
                              seed=params.evaluation.seed)  # fmt: skip
-            if not paired:
-                print(
-                    "  no paired interval: the cached warm score has no per-question scores (scored before they were "
-                    "kept); delete its score-*.json beside the warm start to score it again",
-                    flush=True,
-                )
-            else:
-                record["gain_ci95"] = paired["gain_ci95"]
-                lo, hi = (100 * v for v in paired["gain_ci95"])
-                print(f"  paired 95% interval of the gain: [{lo:+.1f}, {hi:+.1f}] points", flush=True)
-                for name, entry in paired.get("subsets", {}).items():
-                    record[f"{name}_subset"] = entry
-                    print(describe_subset(name, entry), flush=True)
+            record["gain"], record["gain_ci95"] = paired["gain"], paired["gain_ci95"]
+            lo, hi = (100 * v for v in paired["gain_ci95"])
+            print(f"  gain over warm start: {100 * record['gain']:+.1f} points, paired 95% interval [{lo:+.1f}, "
+                  f"{hi:+.1f}]", flush=True)  # fmt: skip
+            for name, entry in paired.get("subsets", {}).items():
+                record[f"{name}_subset"] = entry
+                print(describe_subset(name, entry), flush=True)
 
+    record.update({label: summary(result) for label, result in scores.items()})
     append_jsonl(ROOT / "benchmarks" / "out" / "learning.jsonl", record)
     return 0
 

@@ -22,7 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: benchmarks.learning is a sibling
 
-from benchmarks.learning import compare, describe_subset, parse_value, score
+from benchmarks.learning import compare, describe_subset, parse_value, score, summary
 from embodied_r.config import load_params
 from embodied_r.data.records import append_jsonl
 from embodied_r.layout import Layout
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(rows)} test questions of {test_path}", flush=True)
     before = score(args.before, rows, params, "before")
     after = score(args.after, rows, params, "after")
-    paired = compare(before, after, rows, trained, n=params.evaluation.bootstrap_samples, seed=params.evaluation.seed)
+    paired = compare(before, after, trained, n=params.evaluation.bootstrap_samples, seed=params.evaluation.seed)
     lo, hi = (100 * v for v in paired["gain_ci95"])
     print(f"  gain {100 * paired['gain']:+.1f} points, paired 95% interval [{lo:+.1f}, {hi:+.1f}]", flush=True)
     for name, entry in paired.get("subsets", {}).items():
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     record = {
         "before": args.before, "after": args.after, "test": str(test_path), "overrides": overrides,
         "train_categories": sorted(trained), **paired,
-        **{f"{label}_{key}": model[key] for label, model in (("before", before), ("after", after))
+        **{f"{label}_{key}": summary(model)[key] for label, model in (("before", before), ("after", after))
            for key in ("pooled", "ci95", "per_category", "answer_shares", "seconds")},
     }  # fmt: skip
     append_jsonl(Path(args.out), record)

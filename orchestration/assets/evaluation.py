@@ -7,7 +7,7 @@ import dagster as dg
 
 from embodied_r.data.records import write_json
 from embodied_r.evaluation.generate import compare, evaluate_model
-from embodied_r.evaluation.metrics import aggregate, truncation_warning
+from embodied_r.evaluation.metrics import truncation_warning
 from embodied_r.evaluation.plots import category_accuracy_png, noise_study_png, training_curves_png
 from embodied_r.evaluation.promotion import promote_if_better
 from embodied_r.evaluation.report import (
@@ -41,11 +41,6 @@ def _metrics_row(agg: dict) -> dict:
     row["consistency_rate"] = agg.get("consistency_rate")
     row["per_category"] = {c: v["accuracy"] for c, v in agg.get("per_category", {}).items()}
     return row
-
-
-def _subset(per_sample: list[dict], categories: set[str], ev) -> dict | None:
-    chosen = [s for s in per_sample if s["category"] in categories]
-    return aggregate(chosen, bootstrap_samples=ev.bootstrap_samples, seed=ev.seed) if chosen else None
 
 
 @dg.asset(group_name="evaluation", kinds={"pytorch", "mlflow"}, deps=[grpo_lm, warm_lm, sft_lm, base_lm, training_set])
@@ -132,10 +127,9 @@ def evaluation_results(
     generalisation = {}
     if held_out:
         for label, result in evaluated.items():
-            generalisation[label] = {
-                "in_distribution": _subset(result.per_sample, trained_categories, ev),
-                "held_out_categories": _subset(result.per_sample, held_out, ev),
-            }
+            parts = {"in_distribution": result.subset(trained_categories),
+                     "held_out_categories": result.subset(held_out)}  # fmt: skip
+            generalisation[label] = {name: part.aggregate if part else None for name, part in parts.items()}
 
     test_sha = sha256_file(test_path)
     checks = json.loads((layout.descriptions / CHECKS_FILE).read_text())

@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import math
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from benchmarks.learning import LogHistory, by_quarter
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_by_quarter_averages_each_quarter_and_skips_missing_values() -> None:
@@ -209,16 +212,26 @@ def test_rollouts_reject_a_folder_that_is_no_model(tmp_path, monkeypatch) -> Non
         rollouts.main()
 
 
-def test_compare_pairs_the_gain_and_splits_trained_from_held_out_tasks(tmp_path) -> None:
-    from benchmarks.learning import compare
-    from embodied_r.training.dataset import read_training_rows
-    from tests.training.conftest import write_tiny_rows
+def _result(correct: list[bool], categories: list[str]):
+    """An :class:`EvalResult` of questions q0, q1, … answered right where ``correct`` says (solution B)."""
+    from embodied_r.evaluation.generate import EvalResult
+    from embodied_r.evaluation.metrics import aggregate, score_sample
+    from tests.evaluation.helpers import make_row
 
-    rows = read_training_rows(write_tiny_rows(tmp_path / "test.jsonl", n=8, split="test"))
-    rows = [row.model_copy(update={"category": "seen" if i < 4 else "unseen"}) for i, row in enumerate(rows)]
-    before = {"scores": {row.question_id: 0.0 for row in rows}}
-    after = {"scores": {row.question_id: 1.0 if i < 4 else 0.0 for i, row in enumerate(rows)}}
-    result = compare(before, after, rows, {"seen"}, n=200)
+    samples = [
+        score_sample("<think>t</think><answer>" + ("B" if ok else "A") + "</answer>", make_row(f"q{i}", category=c))
+        for i, (ok, c) in enumerate(zip(correct, categories, strict=True))
+    ]
+    return EvalResult(aggregate=aggregate(samples, bootstrap_samples=200), per_sample=samples, settings={})
+
+
+def test_compare_pairs_the_gain_and_splits_trained_from_held_out_tasks() -> None:
+    from benchmarks.learning import compare
+
+    categories = ["seen"] * 4 + ["unseen"] * 4
+    before = _result([False] * 8, categories)
+    after = _result([True] * 4 + [False] * 4, categories)
+    result = compare(before, after, {"seen"}, n=200)
     assert result["gain"] == 0.5
     lo, hi = result["gain_ci95"]
     assert 0.0 < lo <= 0.5 <= hi <= 1.0
@@ -226,8 +239,56 @@ def test_compare_pairs_the_gain_and_splits_trained_from_held_out_tasks(tmp_path)
     assert (seen["n"], seen["before"], seen["after"], seen["after_ci95"]) == (4, 0.0, 1.0, [1.0, 1.0])
     assert (unseen["n"], unseen["before"], unseen["after"]) == (4, 0.0, 0.0)
     assert (seen["gain"], seen["gain_ci95"], unseen["gain"]) == (1.0, [1.0, 1.0], 0.0)
-    # a score without per-question results (cached before they were kept) gives no comparison
-    assert compare({"pooled": 0.0}, after, rows, {"seen"}) == {}
+    # every test task trained: no held-out subset; no trained tasks given: no subsets at all
+    assert set(compare(before, after, {"seen", "unseen"}, n=200)["subsets"]) == {"trained"}
+    assert "subsets" not in compare(before, after, set(), n=200)
+
+
+@pytest.mark.slow
+def test_learning_runs_a_recipe_and_reuses_the_warm_start_and_its_score(tmp_path, monkeypatch, capsys) -> None:
+    """``benchmarks/learning.py`` end to end on a tiny model: cold start, GRPO, both scored, the paired gain and
+    the trained / held-out subsets in the record; a second recipe reuses the cold start and its cached score."""
+    from benchmarks import learning
+    from embodied_r.models.tiny import build_tiny_lm
+    from embodied_r.training.dataset import read_training_rows
+    from tests.training.conftest import write_tiny_rows
+
+    data = tmp_path / "data"
+    (data / "training_set").mkdir(parents=True)
+    (data / "models").mkdir()
+    for name, n in (("train", 8), ("test", 6)):
+        path = data / "training_set" / f"{name}.jsonl"
+        rows = read_training_rows(write_tiny_rows(path, n=n, split=name))
+        rows = [r.model_copy(update={"category": "seen" if i % 2 else "unseen"}) for i, r in enumerate(rows)]
+        path.write_text("".join(json.dumps(r.model_dump()) + "\n" for r in rows))
+    (data / "models" / "base_lm.json").write_text(json.dumps({"path": str(build_tiny_lm(tmp_path / "lm"))}))
+    monkeypatch.setattr(learning, "ROOT", tmp_path)  # .cache/learning and benchmarks/out under tmp_path
+    tiny = {"cold_start.examples": 8, "cold_start.max_steps": 2, "grpo.num_generations": 2, "grpo.max_steps": 2,
+            "grpo.max_completion_length": 8, "grpo.save_steps": 1, "evaluation.max_new_tokens": 8,
+            "evaluation.bootstrap_samples": 200}  # fmt: skip
+    sets = [arg for key, value in tiny.items() for arg in ("-S", f"{key}={value}")]
+
+    def run(tag: str) -> dict:
+        argv = ["learning", "--params", str(ROOT / "params.yaml"), "--data", str(data), "--tag", tag,
+                "--train-categories", "seen", *sets]  # fmt: skip
+        monkeypatch.setattr(sys, "argv", argv)
+        assert learning.main() == 0
+        return [json.loads(line) for line in (tmp_path / "benchmarks" / "out" / "learning.jsonl").open()][-1]
+
+    first = run("one")
+    assert (first["train_rows"], first["test_rows"]) == (4, 6)  # trained on the "seen" half of the training split
+    assert first["gain"] == pytest.approx(first["grpo"]["pooled"] - first["warm"]["pooled"])
+    lo, hi = first["gain_ci95"]
+    assert lo <= first["gain"] <= hi
+    assert first["trained_subset"]["n"] == first["held_out_subset"]["n"] == 3
+    assert len(first["grpo_by_quarter"]["rewards/accuracy/mean"]) == 4
+    assert "scored before" not in capsys.readouterr().out
+    second = run("two")
+    assert "(scored before: " in capsys.readouterr().out
+    assert second["warm"] == first["warm"], "the warm start's score is read back, not recomputed"
+    work = tmp_path / ".cache" / "learning"
+    assert len(list(work.glob("warm-*/eval-*.json"))) == 1
+    assert len(list(work.glob("grpo-*/eval-*.json"))) == 2, "each GRPO run's per-question records are kept"
 
 
 def test_paired_scores_two_models_on_the_same_questions_and_appends_a_record(tmp_path) -> None:

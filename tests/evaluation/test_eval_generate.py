@@ -183,3 +183,28 @@ def test_prefilled_template_model_is_scored_with_prefill(tiny_lm: Path, rows: li
     for sample, row in zip(result.per_sample, rows[:2], strict=True):
         expected = score_sample(sample["completion"], row, think_prefill="<think>")
         assert sample["format_ok"] == expected["format_ok"] and sample["think"] == expected["think"]
+
+
+def test_subset_reaggregates_the_chosen_categories_with_the_same_bootstrap() -> None:
+    from embodied_r.evaluation.metrics import aggregate
+
+    samples = [
+        score_sample("<think>t</think><answer>" + ("B" if ok else "A") + "</answer>", make_row(q, category=c))
+        | {"truncated": cut}
+        for q, ok, c, cut in (("q1", True, "seen", False), ("q2", True, "seen", True), ("q3", False, "seen", False),
+                              ("q4", False, "unseen", False), ("q5", False, "unseen", False))
+    ]  # fmt: skip
+    whole = EvalResult(
+        aggregate=aggregate(samples, bootstrap_samples=300, seed=3), per_sample=samples, settings={"x": 1}
+    )
+    seen = whole.subset({"seen"})
+    assert [s["question_id"] for s in seen.per_sample] == ["q1", "q2", "q3"]
+    assert seen.aggregate["n"] == 3 and seen.aggregate["pooled_accuracy"] == pytest.approx(2 / 3)
+    assert seen.aggregate["bootstrap"] == whole.aggregate["bootstrap"]  # 300 resamples, seed 3, as the whole
+    assert (
+        seen.aggregate["pooled_accuracy_ci95"]
+        == aggregate(samples[:3], bootstrap_samples=300, seed=3)["pooled_accuracy_ci95"]
+    )
+    assert seen.aggregate["truncated_rate"] == pytest.approx(1 / 3) and seen.settings == {"x": 1}
+    assert whole.subset({"unseen", "seen"}).aggregate["pooled_accuracy"] == pytest.approx(2 / 5)
+    assert whole.subset({"elsewhere"}) is None

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -78,6 +78,23 @@ class EvalResult(BaseModel):
     aggregate: dict[str, Any]
     per_sample: list[dict[str, Any]]
     settings: dict[str, Any]
+
+    def subset(self, categories: Collection[str]) -> EvalResult | None:
+        """The same evaluation on the questions of ``categories`` only (``None`` when it has none of them).
+
+        The aggregate is recomputed from those questions with the bootstrap settings the whole was aggregated
+        with, so a subset's interval is comparable with the whole's (in-distribution vs held-out tasks);
+        ``truncated_rate`` is recomputed too. The consistency fields are not (they need the judge's failure
+        counts): a subset has none.
+        """
+        chosen = [s for s in self.per_sample if s["category"] in categories]
+        if not chosen:
+            return None
+        bootstrap = self.aggregate.get("bootstrap", {})
+        agg = aggregate(chosen, bootstrap_samples=bootstrap.get("resamples", 1000), seed=bootstrap.get("seed", 0))
+        if all("truncated" in s for s in chosen):
+            agg["truncated_rate"] = statistics.fmean(float(s["truncated"]) for s in chosen)
+        return EvalResult(aggregate=agg, per_sample=chosen, settings=self.settings)
 
 
 def read_think_prefill(model_dir: str | Path) -> str | None:
