@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     record = {
         "before": args.before, "after": args.after, "test": str(test_path), "overrides": overrides,
         "train_categories": sorted(trained), **paired,
-        **{f"{label}_{key}": summary(model)[key] for label, model in (("before", before), ("after", after))
+        **{f"{label}_{key}": figures[key] for label, figures in (("before", summary(before)), ("after", summary(after)))
            for key in ("pooled", "ci95", "per_category", "answer_shares", "seconds")},
     }  # fmt: skip
     append_jsonl(Path(args.out), record)
