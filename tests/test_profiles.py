@@ -66,6 +66,14 @@ def test_cpu_long_answers_by_option_text_and_the_paper_by_letter():
     assert paper.rewards.accuracy_mode == "answer_tag" and paper.sft.answer == "letter"
 
 
+def test_cpu_long_trains_every_task_it_tests_and_redraws_flat_groups_but_the_demo_keeps_the_papers_sampling():
+    long, demo = profile_params(PROJECT_ROOT, "cpu-long"), profile_params(PROJECT_ROOT, "demo")
+    tasks = {"action_generation", "obj_appearance_order"}  # the two a 135M LM gains on (README, Results)
+    assert set(long.synthetic.categories) == set(long.data.categories) == set(long.training_set.categories) == tasks
+    assert (long.grpo.dynamic_sampling, long.grpo.max_steps) == (2, 160)
+    assert demo.grpo.dynamic_sampling == 0, "the paper's setting (off) stays the default"
+
+
 def test_deep_merge_merges_mappings_and_replaces_the_rest():
     base = {"a": {"b": 1, "c": [1, 2]}, "d": {"e": 1}}
     assert deep_merge(base, {"a": {"c": [3]}, "d": {}}) == {"a": {"b": 1, "c": [3]}, "d": {}}
