@@ -13,14 +13,15 @@ intervals on the trained and on the held-out tasks.
     embodied-r profile cpu-long && cp params.yaml /tmp/cpu-long.yaml && git checkout params.yaml
     .venv/bin/python benchmarks/learning.py --params /tmp/cpu-long.yaml -S grpo.beta=0.04 --tag kl0.04
 
-The cold-start and SFT models are cached under ``.cache/learning/`` by their settings and training data, so
-recipes that differ only in GRPO share them. Every model's score (each question's record) is kept beside its
-folder as ``eval-<key>.json`` and read back for the same test rows and evaluation settings: a shared warm start is
-scored once. ``--sft`` also trains and scores the SFT baseline. ``--categories`` keeps only those tasks
-(training and test); ``--train-categories`` trains on those tasks only and still tests on every task (the others
-are held out); ``--train-limit N --score-train`` trains on the first N training rows and also scores the models
-on them (does GRPO fit questions it has seen? a check of the RL machinery, not a result). The record holds the
-sampled training accuracy, the share of zero-variance groups and the entropy by quarter of the GRPO run.
+The cold-start and SFT models are cached under ``.cache/learning/`` by their settings and training data, so recipes that
+differ only in GRPO share them. Every model's score (each question's record) is kept beside its folder as
+``eval-<key>.json`` and read back for the same test rows and evaluation settings: a shared warm start is scored once;
+the completions of a pass are kept in ``.cache/evaluation/`` as they are generated, so an interrupted pass resumes
+(:mod:`embodied_r.evaluation.kept`). ``--sft`` also trains and scores the SFT baseline. ``--categories`` keeps only
+those tasks (training and test); ``--train-categories`` trains on those tasks only and still tests on every task (the
+others are held out); ``--train-limit N --score-train`` trains on the first N training rows and also scores the models
+on them (does GRPO fit questions it has seen? a check of the RL machinery, not a result). The record holds the sampled
+training accuracy, the share of zero-variance groups and the entropy by quarter of the GRPO run.
 """
 
 from __future__ import annotations
@@ -56,14 +57,15 @@ def parse_value(text: str):
     return yaml.safe_load(text)
 
 
-def score(model: str, rows, params, label: str) -> EvalResult:
-    """``model`` decoded greedily on ``rows`` with the params' evaluation settings; prints a one-line summary."""
+def score(model: str, rows, params, label: str, keep_dir: Path | None = None) -> EvalResult:
+    """``model`` decoded greedily on ``rows`` with the params' evaluation settings; prints a one-line summary.
+    ``keep_dir`` (default ``.cache/evaluation/``): where the completions are kept as they are generated."""
     ev = params.evaluation
     started = time.perf_counter()
     result = evaluate_model(
         model, rows, max_new_tokens=ev.max_new_tokens, batch_size=ev.batch_size, precision=ev.precision,
         answer_mode=params.rewards.accuracy_mode, bootstrap_samples=ev.bootstrap_samples, seed=ev.seed,
-        progress=False,
+        progress=False, keep_dir=keep_dir or ROOT / ".cache" / "evaluation",  # an interrupted pass resumes
     )  # fmt: skip
     result = result.model_copy(
         update={"settings": {**result.settings, "seconds": round(time.perf_counter() - started, 1)}}

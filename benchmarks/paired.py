@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-S", "--set", action="append", default=[], help="KEY=VALUE params override (repeatable)")
     ap.add_argument("--train-categories", default="", help="comma-separated tasks the second model was trained on")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "paired.jsonl"))
+    kept = ROOT / ".cache" / "evaluation"
+    ap.add_argument("--keep-dir", default=str(kept), help="where completions are kept (an interrupted pass resumes)")
     args = ap.parse_args(argv)
 
     for model in (args.before, args.after):
@@ -56,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         sys.exit(f"--train-categories: {sorted(unknown)} not among the test questions' tasks")
     print(f"{len(rows)} test questions of {test_path}", flush=True)
-    before = score(args.before, rows, params, "before")
-    after = score(args.after, rows, params, "after")
+    before = score(args.before, rows, params, "before", Path(args.keep_dir))
+    after = score(args.after, rows, params, "after", Path(args.keep_dir))
     paired = compare(before, after, trained, n=params.evaluation.bootstrap_samples, seed=params.evaluation.seed)
     lo, hi = (100 * v for v in paired["gain_ci95"])
     print(f"  gain {100 * paired['gain']:+.1f} points, paired 95% interval [{lo:+.1f}, {hi:+.1f}]", flush=True)

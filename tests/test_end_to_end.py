@@ -49,6 +49,7 @@ def assert_every_stage_produced_its_outputs(root: Path) -> None:
     assert grpo["version"] == "1" and Path(grpo["final_model_path"], "model.safetensors").is_file()
     results = json.loads((data / "evaluation" / "results.json").read_text())
     assert results["aggregate"]["n"] == len(rows["test"])
+    assert results["generation"]["reused_rows"] == 0 and Path(results["generation"]["kept"]).is_file()
     assert results["extra"]["promotion"]["promoted"] is True, "the first passing candidate becomes champion"
     metrics = json.loads((data / "evaluation" / "metrics.json").read_text())
     assert {"base", "warm-start", "grpo", "sft", "grpo, perfect noise", "grpo, high noise"} <= set(metrics)
@@ -147,3 +148,6 @@ def test_dvc_repro_runs_every_stage_once_then_only_what_changed(dvc_project):
     exp = _run(["dvc", "exp", "run", "-S", "evaluation.bootstrap_samples=300"], root, env)
     assert _stages_run(exp) == {"evaluation_results"}
     assert yaml.safe_load((root / "params.yaml").read_text())["evaluation"]["bootstrap_samples"] == 300
+    # The bootstrap does not change a completion: every test pass is read back from .cache/evaluation.
+    results = json.loads((root / "data" / "evaluation" / "results.json").read_text())
+    assert results["generation"]["reused_rows"] == results["aggregate"]["n"] > 0

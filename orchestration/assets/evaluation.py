@@ -84,8 +84,10 @@ def evaluation_results(
         "bootstrap_samples": ev.bootstrap_samples,
         "seed": ev.seed,
         "precision": ev.precision,
+        "keep_dir": layout.kept_generations,  # a stage killed in its last pass resumes there, not at the first
     }
     evaluated = {}
+    read_back: dict[str, int] = {}  # completions kept by an earlier, interrupted run of this stage, by pass
     warnings: list[str] = []  # models whose completions the budget cut (their accuracy measures the budget)
 
     def warn_if_cut(label: str, agg: dict) -> None:
@@ -97,6 +99,7 @@ def evaluation_results(
     for label, path in models.items():
         context.log.info("evaluating %s (%s) on %d test questions", label, path, len(rows))
         evaluated[label] = evaluate_model(path, rows, **settings)
+        read_back[label] = evaluated[label].settings["reused_rows"]
         write_per_sample(out / "samples" / f"{label}.jsonl", evaluated[label].per_sample)
         warn_if_cut(label, evaluated[label].aggregate)
     results = {label: result.aggregate for label, result in evaluated.items()}
@@ -114,6 +117,7 @@ def evaluation_results(
                     continue
                 context.log.info("evaluating %s at %s perception noise", label, level)
                 result = evaluate_model(models[label], noisy_rows, **settings)
+                read_back[f"{label}, {level} noise"] = result.settings["reused_rows"]
                 noise[f"{label}, {level} noise"] = result.aggregate
                 warn_if_cut(f"{label}, {level} noise", result.aggregate)
                 write_per_sample(out / "samples" / f"{label}_{level}_noise.jsonl", result.per_sample)
@@ -218,6 +222,7 @@ def evaluation_results(
         **{f"pooled_accuracy_{label.replace(', ', '_').replace(' ', '_')}": agg["pooled_accuracy"]
            for label, agg in noise.items()},
         "test_questions": len(rows),
+        "completions_read_back": dg.MetadataValue.json(read_back),
         **({} if comparison is None or comparison["paired_delta"] is None else {
             f"grpo_gain_over_{reference.replace('-', '_')}": comparison["paired_delta"],
             "grpo_gain_ci95": dg.MetadataValue.text(

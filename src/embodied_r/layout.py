@@ -56,6 +56,12 @@ class Layout:
         return self.root / ".cache" / "grpo"
 
     @property
+    def kept_generations(self) -> Path:
+        """Test-pass completions kept as they are generated (:mod:`embodied_r.evaluation.kept`), outside
+        ``data/`` for the same reason: an interrupted ``evaluation_results`` resumes in its unfinished pass."""
+        return self.root / ".cache" / "evaluation"
+
+    @property
     def evaluation(self) -> Path:
         """``evaluation_results``: metrics, per-sample outputs, plots, results with provenance."""
         return self.data / "evaluation"

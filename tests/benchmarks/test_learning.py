@@ -289,6 +289,9 @@ def test_learning_runs_a_recipe_and_reuses_the_warm_start_and_its_score(tmp_path
     work = tmp_path / ".cache" / "learning"
     assert len(list(work.glob("warm-*/eval-*.json"))) == 1
     assert len(list(work.glob("grpo-*/eval-*.json"))) == 2, "each GRPO run's per-question records are kept"
+    (warm_score,) = work.glob("warm-*/eval-*.json")
+    kept = Path(json.loads(warm_score.read_text())["settings"]["kept"])
+    assert kept.parent == tmp_path / ".cache" / "evaluation" and kept.is_file(), "completions kept as generated"
 
 
 def test_paired_scores_two_models_on_the_same_questions_and_appends_a_record(tmp_path) -> None:
@@ -302,8 +305,10 @@ def test_paired_scores_two_models_on_the_same_questions_and_appends_a_record(tmp
     model = build_tiny_lm(tmp_path / "lm")
     out = tmp_path / "paired.jsonl"
     argv = [str(model), str(model), "--data", str(tmp_path / "data"), "-S", "evaluation.max_new_tokens=4",
-            "--train-categories", read_training_rows(rows)[0].category, "--out", str(out)]  # fmt: skip
+            "--train-categories", read_training_rows(rows)[0].category, "--out", str(out),
+            "--keep-dir", str(tmp_path / "kept")]  # fmt: skip
     assert paired.main(argv) == 0
+    assert len(list((tmp_path / "kept").glob("*.jsonl"))) == 1, "the same model twice: one pass kept, read back"
     (record,) = [json.loads(line) for line in out.read_text().splitlines()]
     # the same greedy model twice: no gain, an interval of zero width, every question in the trained subset
     assert (record["gain"], record["gain_ci95"]) == (0.0, [0.0, 0.0])

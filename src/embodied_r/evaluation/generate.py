@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict
 from tqdm.auto import tqdm
 
 from embodied_r.answers import AnswerMode
+from embodied_r.evaluation.kept import KeptGeneration, append_kept, generations_path, read_kept
 from embodied_r.evaluation.metrics import aggregate, paired_difference, score_sample
 from embodied_r.rewards import ConsistencyJudge, JudgeItem
 from embodied_r.training.common_prefix import MIN_SHARED_TOKENS, common_prefix_length, generate_after_common_prefix
@@ -107,6 +108,11 @@ def read_think_prefill(model_dir: str | Path) -> str | None:
     return None
 
 
+def _dump(generation: Generation | None) -> dict[str, Any]:
+    assert generation is not None  # every row of a finished batch has its completion
+    return generation.model_dump()
+
+
 def _eos_ids(tokenizer: Any, model: Any) -> set[int]:
     ids: set[int] = set()
     for value in (tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)):
@@ -127,6 +133,7 @@ def generate_completions(
     precision: Literal["auto", "bf16", "fp32"] = "auto",
     progress: bool = True,
     share_prefix: bool = True,
+    keep: str | Path | None = None,
 ) -> list[Generation]:
     """Greedy completions of ``rows``' chat prompts by the model in ``model_dir``, in row order.
 
@@ -136,6 +143,10 @@ def generate_completions(
     token count stops at the first EOS; ``truncated`` means no EOS within ``max_new_tokens``. With
     ``share_prefix`` the tokens every prompt starts with (system prompt, role, video preamble) are computed once per
     batch (:mod:`embodied_r.training.common_prefix`): the same greedy completions, ~40% less prefill.
+
+    ``keep``: a JSON-lines file each finished batch is appended to (:mod:`embodied_r.evaluation.kept`; name it
+    with :func:`~embodied_r.evaluation.kept.generations_path`). Rows already in it are read back, not generated:
+    an interrupted pass resumes at its first unfinished batch, with the same batches as a run from the start.
 
     >>> gens = generate_completions("models/final", rows, max_new_tokens=512)  # doctest: +SKIP
     >>> gens[0].text, gens[0].completion_tokens  # doctest: +SKIP
@@ -159,8 +170,17 @@ def generate_completions(
     order = sorted(range(len(rows)), key=lambda i: (-len(encoded[i]), i))
     results: list[Generation | None] = [None] * len(rows)
     batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+    done = read_kept(keep, rows) if keep is not None else {}
+    for i, item in done.items():
+        results[i] = Generation(text=item.text, completion_tokens=item.completion_tokens, truncated=item.truncated)
+    todo = [batch for batch in batches if any(results[i] is None for i in batch)]
+    if done:
+        log.info("%s: %d of %d rows already generated; %d batches left", keep, len(done), len(rows), len(todo))
     greedy = {"do_sample": False, "max_new_tokens": max_new_tokens, "pad_token_id": tokenizer.pad_token_id}
-    for batch in tqdm(batches, desc="generate", unit="batch", disable=not progress):
+    bar = tqdm(
+        total=len(batches), initial=len(batches) - len(todo), desc="generate", unit="batch", disable=not progress
+    )
+    for batch in todo:
         with torch.inference_mode():
             if prefix_len:
                 new_tokens = generate_after_common_prefix(
@@ -173,12 +193,18 @@ def generate_completions(
                 new_tokens = out[:, enc["input_ids"].shape[1] :].tolist()
         for i, ids in zip(batch, new_tokens, strict=True):
             end = next((k + 1 for k, t in enumerate(ids) if t in eos), None)
-            kept = ids if end is None else ids[:end]
+            tokens = ids if end is None else ids[:end]
             results[i] = Generation(
-                text=tokenizer.decode(kept, skip_special_tokens=True),
-                completion_tokens=len(kept),
-                truncated=end is None and len(kept) >= max_new_tokens,
+                text=tokenizer.decode(tokens, skip_special_tokens=True),
+                completion_tokens=len(tokens),
+                truncated=end is None and len(tokens) >= max_new_tokens,
             )
+        if keep is not None:
+            append_kept(
+                keep, [KeptGeneration(row=i, question_id=rows[i].question_id, **_dump(results[i])) for i in batch]
+            )
+        bar.update()
+    bar.close()
     log.info(
         "generated %d completions with %s (max_new_tokens=%d, %d shared prefix tokens)",
         len(rows),
@@ -256,10 +282,14 @@ def evaluate_model(
     seed: int = 0,
     progress: bool = True,
     share_prefix: bool = True,
+    keep_dir: str | Path | None = None,
 ) -> EvalResult:
     """Generate greedily for ``rows``, score, optionally judge consistency, aggregate.
 
     ``think_prefill="auto"`` reads it from ``model_dir/grpo_training.json`` (see the module docstring).
+    ``keep_dir``: keep the completions there as they are generated (:mod:`embodied_r.evaluation.kept`), so an
+    interrupted evaluation resumes and a repeated one generates nothing; ``settings["kept"]`` names the file and
+    ``settings["reused_rows"]`` counts the rows read back.
 
     >>> result = evaluate_model("data/grpo/final", test_rows, max_new_tokens=1024, batch_size=8)  # doctest: +SKIP
     >>> result.aggregate["pooled_accuracy"], result.aggregate["pooled_accuracy_ci95"]  # doctest: +SKIP
@@ -268,16 +298,18 @@ def evaluate_model(
     if not rows:
         raise ValueError("no rows to evaluate")
     prefill = read_think_prefill(model_dir) if think_prefill == "auto" else think_prefill
-    generations = generate_completions(
-        model_dir,
-        rows,
-        max_new_tokens=max_new_tokens,
-        batch_size=batch_size,
-        device=device,
-        precision=precision,
-        progress=progress,
-        share_prefix=share_prefix,
-    )
+    generation = {"max_new_tokens": max_new_tokens, "batch_size": batch_size, "device": device,
+                  "precision": precision, "share_prefix": share_prefix}  # fmt: skip
+    keep = None
+    reused = 0
+    if keep_dir is not None:
+        import torch
+        import transformers
+
+        versions = {"torch": torch.__version__, "transformers": transformers.__version__}  # numerics may change
+        keep = generations_path(keep_dir, model_dir, rows, generation | versions)
+        reused = len(read_kept(keep, rows))
+    generations = generate_completions(model_dir, rows, progress=progress, keep=keep, **generation)
     samples = [
         score_sample(g.text, row, think_prefill=prefill, answer_mode=answer_mode, completion_tokens=g.completion_tokens)
         | {"truncated": g.truncated}
@@ -309,6 +341,8 @@ def evaluate_model(
         "answer_mode": answer_mode,
         "think_prefill": prefill,
         "judge": repr(judge) if judge is not None else None,
+        "kept": str(keep) if keep is not None else None,
+        "reused_rows": reused,
     }
     log.info(
         "evaluated %s on %d rows: pooled accuracy %.3f, format %.3f",
