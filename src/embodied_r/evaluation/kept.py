@@ -50,7 +50,8 @@ class KeptGeneration(BaseModel):
 
 def model_fingerprint(model_dir: str | Path) -> str:
     """A short hash of every file under ``model_dir`` (names and bytes): weights, config, tokenizer, chat template
-    and the training records the scoring reads (a 135M model in fp32 hashes in about a second)."""
+    and the training records the scoring reads (SmolLM2-135M in fp32, 517 MB: 0.5 s from the page cache, 3.4 s
+    from disk here, next to a test pass of 12–16 min)."""
     root = Path(model_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no model folder to evaluate (was the training stage run?)")
