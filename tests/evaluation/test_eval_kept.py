@@ -12,19 +12,9 @@ from embodied_r.evaluation import generate as gen
 from embodied_r.evaluation.generate import evaluate_model
 from embodied_r.evaluation.kept import KeptGeneration, append_kept, generations_path, model_fingerprint, read_kept
 from embodied_r.training.dataset import read_training_rows
-from tests.training.conftest import build_tiny_lm, write_tiny_rows
+from tests.training.conftest import write_tiny_rows
 
 SETTINGS = {"max_new_tokens": 6, "batch_size": 2, "progress": False}
-
-
-@pytest.fixture(scope="module")
-def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_lm(tmp_path_factory.mktemp("kept_tiny_lm"))
-
-
-@pytest.fixture(scope="module")
-def rows(tmp_path_factory: pytest.TempPathFactory) -> list:
-    return read_training_rows(write_tiny_rows(tmp_path_factory.mktemp("kept_rows") / "test.jsonl", n=5, split="test"))
 
 
 @pytest.fixture
