@@ -15,6 +15,14 @@ import yaml
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session")
+def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding the tiny offline LM and its tokenizer (built once per session; tests copy it to change it)."""
+    from embodied_r.models.tiny import build_tiny_lm
+
+    return build_tiny_lm(tmp_path_factory.mktemp("tiny_lm"))
+
+
 @pytest.fixture
 def tiny_params_dict() -> dict:
     """``params.yaml`` with the ``tiny`` profile (``profiles/tiny.yaml``) applied: the CI profile, one source."""

@@ -1,18 +1,11 @@
-"""Fixtures of the evaluation tests: a tiny offline Llama and five test rows, built once per module."""
+"""Fixtures of the evaluation tests: five test rows, built once per module (the tiny LM: ``tests/conftest.py``)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
 from embodied_r.training.dataset import read_training_rows
-from tests.training.conftest import build_tiny_lm, write_tiny_rows
-
-
-@pytest.fixture(scope="module")
-def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_lm(tmp_path_factory.mktemp("eval_tiny_lm"))
+from tests.training.conftest import write_tiny_rows
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,7 @@ import torch
 from embodied_r.evaluation.generate import generate_completions
 from embodied_r.models.generation import load_for_generation, sample_answer_groups, sample_completion_groups
 from embodied_r.training.dataset import read_training_rows
-from tests.training.conftest import build_tiny_lm, write_tiny_rows
-
-
-@pytest.fixture(scope="module")
-def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_lm(tmp_path_factory.mktemp("generation_tiny_lm"))
+from tests.training.conftest import write_tiny_rows
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ import dagster as dg
 import pytest
 import yaml
 
+from embodied_r.models.tiny import build_tiny_lm
 from orchestration.definitions import defs
 from orchestration.partitions import all_videos_run_tags
 from orchestration.resources import MlflowResource, ProjectResource
-from tests.training.conftest import build_tiny_lm
 
 #: Every asset and check of the code location, for selections.
 ALL_ASSETS = [*defs.assets, *(defs.asset_checks or [])]

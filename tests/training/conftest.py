@@ -1,6 +1,7 @@
-"""Tiny offline causal LM, tokenizer and training rows for the GRPO tests (nothing from a model hub).
+"""Training rows for the GRPO tests (nothing from a model hub).
 
-The model and tokenizer are :func:`embodied_r.models.tiny.build_tiny_lm` (also the ``tiny`` profile's LM).
+The tiny LM they train is the session fixture ``tiny_lm`` of ``tests/conftest.py``:
+:func:`embodied_r.models.tiny.build_tiny_lm` (also the ``tiny`` profile's LM).
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-from embodied_r.models.tiny import build_tiny_lm
 
 
 def write_tiny_rows(path: Path, n: int = 8, split: str = "train") -> Path:
@@ -44,12 +43,6 @@ def write_tiny_rows(path: Path, n: int = 8, split: str = "train") -> Path:
         )
     path.write_text("".join(json.dumps(r.model_dump()) + "\n" for r in rows))
     return path
-
-
-@pytest.fixture(scope="session")
-def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder holding the tiny model and its tokenizer (built once per session)."""
-    return build_tiny_lm(tmp_path_factory.mktemp("tiny_lm"))
 
 
 @pytest.fixture(scope="session")
