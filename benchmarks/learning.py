@@ -13,15 +13,15 @@ intervals on the trained and on the held-out tasks.
     embodied-r profile cpu-long && cp params.yaml /tmp/cpu-long.yaml && git checkout params.yaml
     .venv/bin/python benchmarks/learning.py --params /tmp/cpu-long.yaml -S grpo.beta=0.04 --tag kl0.04
 
-The cold-start and SFT models are cached under ``.cache/learning/`` by their settings and training data, so recipes that
-differ only in GRPO share them. Every model's score (each question's record) is kept beside its folder as
-``eval-<key>.json`` and read back for the same test rows and evaluation settings: a shared warm start is scored once;
-the completions of a pass are kept in ``.cache/evaluation/`` as they are generated, so an interrupted pass resumes
-(:mod:`embodied_r.evaluation.kept`). ``--sft`` also trains and scores the SFT baseline. ``--categories`` keeps only
-those tasks (training and test); ``--train-categories`` trains on those tasks only and still tests on every task (the
-others are held out); ``--train-limit N --score-train`` trains on the first N training rows and also scores the models
-on them (does GRPO fit questions it has seen? a check of the RL machinery, not a result). The record holds the sampled
-training accuracy, the share of zero-variance groups and the entropy by quarter of the GRPO run.
+The cold-start and SFT models are cached under ``.cache/learning/`` by their settings and training data, so recipes
+that differ only in GRPO share them. The completions of every test pass are kept in ``.cache/evaluation/`` as they are
+generated (:mod:`embodied_r.evaluation.kept`): an interrupted pass resumes, and a shared warm start is decoded once
+(later runs read its completions back and only score them). ``--sft`` also trains and scores the SFT baseline.
+``--categories`` keeps only those tasks (training and test); ``--train-categories`` trains on those tasks only and
+still tests on every task (the others are held out); ``--train-limit N --score-train`` trains on the first N training
+rows and also scores the models on them (does GRPO fit questions it has seen? a check of the RL machinery, not a
+result). The record holds the sampled training accuracy, the share of zero-variance groups and the entropy by
+quarter of the GRPO run.
 """
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ def score(model: str, rows, params, label: str, keep_dir: Path | None = None) ->
     ci = out["ci95"]
     print(
         f"{label:>6}: pooled {out['pooled']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] format {out['format']:.2f} "
-        f"tokens {out['tokens']:.1f} ({out['seconds']} s)  {out['per_category']}",
+        f"tokens {out['tokens']:.1f} ({out['seconds']} s{', read back' if out['reused_rows'] else ''})  "
+        f"{out['per_category']}",
         flush=True,
     )
     if out["answer_shares"] is not None:  # multiple-choice rows: is the accuracy more than the letter prior?
@@ -84,7 +85,8 @@ def score(model: str, rows, params, label: str, keep_dir: Path | None = None) ->
 
 
 def summary(result: EvalResult) -> dict:
-    """The figures of a score the log keeps (``seconds``: the scoring's wall time, when it was timed)."""
+    """The figures of a score the log keeps (``seconds``: the scoring's wall time, when it was timed;
+    ``reused_rows``: completions read back from an earlier pass, not generated)."""
     agg = result.aggregate
     return {
         "pooled": agg["pooled_accuracy"],
@@ -95,23 +97,8 @@ def summary(result: EvalResult) -> dict:
         "answer_shares": agg["answer_shares"],
         "constant_answer": agg["constant_answer_accuracy"],
         "seconds": result.settings.get("seconds"),
+        "reused_rows": result.settings.get("reused_rows", 0),
     }
-
-
-def score_kept(model: str, rows, params, label: str) -> EvalResult:
-    """:func:`score`, kept beside the model folder (``<run>/final`` → ``<run>/eval-<key>.json``, every question's
-    record) and read back when the same rows were scored with the same evaluation settings: a warm start or an
-    SFT model shared by several recipes is scored once, and every run's per-question records stay for later
-    pairing (:func:`compare`)."""
-    settings = [[r.question_id for r in rows], params.evaluation.model_dump(mode="json"), params.rewards.accuracy_mode]
-    kept = Path(model).parent / f"eval-{short_hash(json.dumps(settings, sort_keys=True))}.json"
-    if kept.is_file():
-        result = EvalResult.model_validate_json(kept.read_text())
-        print(f"{label:>6}: pooled {result.aggregate['pooled_accuracy']:.3f} (scored before: {kept})", flush=True)
-        return result
-    result = score(model, rows, params, label)
-    kept.write_text(result.model_dump_json())
-    return result
 
 
 class LogHistory(TrainerCallback):
@@ -238,9 +225,9 @@ def main() -> int:
             train_supervised(base, examples, out, cs, purpose="cold_start")
         model = str(out / "final")
         record["cold_start_s"] = round(time.perf_counter() - started, 1)
-        scores["warm"] = score_kept(model, test_rows, params, "warm")
+        scores["warm"] = score(model, test_rows, params, "warm")
         if args.score_train:
-            scores["warm_train"] = score_kept(model, train_rows, params, "warm@train")
+            scores["warm_train"] = score(model, train_rows, params, "warm@train")
 
     if args.sft:
         from embodied_r.training.traces import reasoning_trace_examples
@@ -251,7 +238,7 @@ def main() -> int:
         if not (out / "final").is_dir():
             train_supervised(base, reasoning_trace_examples(train_rows, sft.answer), out, sft, purpose="sft")
         record["sft_s"] = round(time.perf_counter() - started, 1)
-        scores["sft"] = score_kept(str(out / "final"), test_rows, params, "sft")
+        scores["sft"] = score(str(out / "final"), test_rows, params, "sft")
 
     if not args.no_grpo:
         out = work / f"grpo-{short_hash(json.dumps([record['overrides'], args.tag, time.time()]))}"
@@ -272,9 +259,9 @@ def main() -> int:
              "letter_entropy/answered", "flat_batch_skipped"),  # entropy: over the steps that trained
         )  # fmt: skip
         print(f"  by quarter of the run: {record['grpo_by_quarter']}", flush=True)
-        scores["grpo"] = score_kept(outcome.final_model_path, test_rows, params, "grpo")
+        scores["grpo"] = score(outcome.final_model_path, test_rows, params, "grpo")
         if args.score_train:
-            scores["grpo_train"] = score_kept(outcome.final_model_path, train_rows, params, "grpo@train")
+            scores["grpo_train"] = score(outcome.final_model_path, train_rows, params, "grpo@train")
         if "warm" in scores:
             trained = set(args.train_categories.split(",")) if args.train_categories else set()
             paired = compare(scores["warm"], scores["grpo"], trained, n=params.evaluation.bootstrap_samples,

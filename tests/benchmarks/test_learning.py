@@ -247,7 +247,8 @@ def test_compare_pairs_the_gain_and_splits_trained_from_held_out_tasks() -> None
 @pytest.mark.slow
 def test_learning_runs_a_recipe_and_reuses_the_warm_start_and_its_score(tmp_path, monkeypatch, capsys) -> None:
     """``benchmarks/learning.py`` end to end on a tiny model: cold start, GRPO, both scored, the paired gain and
-    the trained / held-out subsets in the record; a second recipe reuses the cold start and its cached score."""
+    the trained / held-out subsets in the record; a second recipe reuses the cold start and reads its completions
+    back."""
     from benchmarks import learning
     from embodied_r.models.tiny import build_tiny_lm
     from embodied_r.training.dataset import read_training_rows
@@ -263,9 +264,11 @@ def test_learning_runs_a_recipe_and_reuses_the_warm_start_and_its_score(tmp_path
         path.write_text("".join(json.dumps(r.model_dump()) + "\n" for r in rows))
     (data / "models" / "base_lm.json").write_text(json.dumps({"path": str(build_tiny_lm(tmp_path / "lm"))}))
     monkeypatch.setattr(learning, "ROOT", tmp_path)  # .cache/learning and benchmarks/out under tmp_path
+    # letter answers: these rows have no option texts
     tiny = {"cold_start.examples": 8, "cold_start.max_steps": 2, "grpo.num_generations": 2, "grpo.max_steps": 2,
             "grpo.max_completion_length": 8, "grpo.save_steps": 1, "evaluation.max_new_tokens": 8,
-            "evaluation.bootstrap_samples": 200}  # fmt: skip
+            "evaluation.bootstrap_samples": 200, "cold_start.answer": "letter",
+            "rewards.accuracy_mode": "answer_tag"}  # fmt: skip
     sets = [arg for key, value in tiny.items() for arg in ("-S", f"{key}={value}")]
 
     def run(tag: str) -> dict:
@@ -282,16 +285,15 @@ def test_learning_runs_a_recipe_and_reuses_the_warm_start_and_its_score(tmp_path
     assert lo <= first["gain"] <= hi
     assert first["trained_subset"]["n"] == first["held_out_subset"]["n"] == 3
     assert len(first["grpo_by_quarter"]["rewards/accuracy/mean"]) == 4
-    assert "scored before" not in capsys.readouterr().out
+    assert first["warm"]["reused_rows"] == first["grpo"]["reused_rows"] == 0
     second = run("two")
-    assert "(scored before: " in capsys.readouterr().out
-    assert second["warm"] == first["warm"], "the warm start's score is read back, not recomputed"
-    work = tmp_path / ".cache" / "learning"
-    assert len(list(work.glob("warm-*/eval-*.json"))) == 1
-    assert len(list(work.glob("grpo-*/eval-*.json"))) == 2, "each GRPO run's per-question records are kept"
-    (warm_score,) = work.glob("warm-*/eval-*.json")
-    kept = Path(json.loads(warm_score.read_text())["settings"]["kept"])
-    assert kept.parent == tmp_path / ".cache" / "evaluation" and kept.is_file(), "completions kept as generated"
+    assert second["warm"]["reused_rows"] == 6, "the shared warm start's completions are read back, not generated"
+    assert "read back" in capsys.readouterr().out
+    same = {k: v for k, v in first["warm"].items() if k not in ("seconds", "reused_rows")}
+    assert {k: v for k, v in second["warm"].items() if k not in ("seconds", "reused_rows")} == same
+    assert second["grpo"]["reused_rows"] == 0, "another GRPO run is another model"
+    kept = sorted((tmp_path / ".cache" / "evaluation").glob("*.jsonl"))
+    assert len(kept) == 3, "completions kept as generated: the warm start's once, each GRPO run's"
 
 
 def test_paired_scores_two_models_on_the_same_questions_and_appends_a_record(tmp_path) -> None:

@@ -57,13 +57,15 @@ TRAINING_RECORDS = (GRPO_TRAINING_FILE, "supervised_training.json")
 
 
 class Generation(BaseModel):
-    """One greedy completion: its text, generated token count (through the first EOS) and whether it hit the cap."""
+    """One greedy completion: its text, generated token count (through the first EOS), whether it hit the cap, and
+    whether it was read back from a kept file rather than generated (``reused``)."""
 
     model_config = ConfigDict(frozen=True)
 
     text: str
     completion_tokens: int
     truncated: bool
+    reused: bool = False
 
 
 class EvalResult(BaseModel):
@@ -110,7 +112,7 @@ def read_think_prefill(model_dir: str | Path) -> str | None:
 
 def _dump(generation: Generation | None) -> dict[str, Any]:
     assert generation is not None  # every row of a finished batch has its completion
-    return generation.model_dump()
+    return generation.model_dump(exclude={"reused"})
 
 
 def _eos_ids(tokenizer: Any, model: Any) -> set[int]:
@@ -172,7 +174,9 @@ def generate_completions(
     batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
     done = read_kept(keep, rows) if keep is not None else {}
     for i, item in done.items():
-        results[i] = Generation(text=item.text, completion_tokens=item.completion_tokens, truncated=item.truncated)
+        results[i] = Generation(
+            text=item.text, completion_tokens=item.completion_tokens, truncated=item.truncated, reused=True
+        )
     todo = [batch for batch in batches if any(results[i] is None for i in batch)]
     if done:
         log.info("%s: %d of %d rows already generated; %d batches left", keep, len(done), len(rows), len(todo))
@@ -301,15 +305,14 @@ def evaluate_model(
     generation = {"max_new_tokens": max_new_tokens, "batch_size": batch_size, "device": device,
                   "precision": precision, "share_prefix": share_prefix}  # fmt: skip
     keep = None
-    reused = 0
     if keep_dir is not None:
         import torch
         import transformers
 
         versions = {"torch": torch.__version__, "transformers": transformers.__version__}  # numerics may change
         keep = generations_path(keep_dir, model_dir, rows, generation | versions)
-        reused = len(read_kept(keep, rows))
     generations = generate_completions(model_dir, rows, progress=progress, keep=keep, **generation)
+    reused = sum(g.reused for g in generations)
     samples = [
         score_sample(g.text, row, think_prefill=prefill, answer_mode=answer_mode, completion_tokens=g.completion_tokens)
         | {"truncated": g.truncated}
