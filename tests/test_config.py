@@ -57,6 +57,11 @@ def test_cross_field_checks():
         parse_params({"data": {"source": "vsibench"}})
     with pytest.raises(ParamsError, match="unknown categories"):
         parse_params({"synthetic": {"categories": ["telepathy"]}})
+    several = {"dynamic_sampling": 2, "launcher": "torchrun", "nproc_per_node": 2}
+    with pytest.raises(ParamsError, match=r"grpo: .*set grpo\.dynamic_sampling: 0, or nproc_per_node: 1"):
+        parse_params({"grpo": several})
+    assert parse_params({"grpo": {**several, "dynamic_sampling": 0}}).grpo.nproc_per_node == 2
+    assert parse_params({"grpo": {**several, "nproc_per_node": 1}}).grpo.dynamic_sampling == 2
 
 
 def test_load_params_errors_name_the_file(tmp_path: Path):

@@ -11,6 +11,7 @@ import yaml
 from embodied_r.cli import main
 from embodied_r.config import ParamsError
 from embodied_r.profiles import apply_profile, available_profiles, deep_merge, profile_params
+from embodied_r.vocabulary import TASK_CATEGORIES
 from tests.conftest import PROJECT_ROOT
 
 PROFILES = sorted(p.stem for p in (PROJECT_ROOT / "profiles").glob("*.yaml"))
@@ -40,9 +41,12 @@ def test_paper_profile_is_the_papers_recipe():
     g = p.grpo
     assert (g.learning_rate, g.warmup_ratio, g.num_generations, g.beta, g.temperature) == (5e-7, 0.05, 8, 0.001, 1.0)
     assert (g.prompts_per_step, g.max_completion_length, g.epochs, g.max_steps) == (4, 2048, 12, None)
-    assert g.nproc_per_node == 8 and g.launcher == "accelerate" and not g.think_prefill
+    assert g.nproc_per_node == 8 and g.launcher == "accelerate" and not g.think_prefill and g.dynamic_sampling == 0
     assert not p.cold_start.enabled and not p.sft.enabled
     assert [s.weights for s in p.rewards.schedule.stages] == [(7, 3, 0), (3, 7, 0), (1, 7, 2)]
+    assert p.rewards.accuracy_mode == "answer_tag" and p.sft.answer == "letter" and p.evaluation.judge_consistency
+    assert set(p.data.categories) == set(p.training_set.categories) == set(TASK_CATEGORIES)  # the paper's eight
+    assert p.split.ratios == (0.75, 0.05, 0.20)
 
 
 def test_cpu_profiles_turn_the_cold_start_on():
@@ -50,28 +54,32 @@ def test_cpu_profiles_turn_the_cold_start_on():
         assert profile_params(PROJECT_ROOT, name).cold_start.enabled, name
 
 
-def test_cpu_long_drops_the_consistency_stage_and_the_reference_model_but_the_demo_keeps_them():
-    demo, long = profile_params(PROJECT_ROOT, "demo"), profile_params(PROJECT_ROOT, "cpu-long")
-    assert [s.weights for s in demo.rewards.schedule.stages] == [(7, 3, 0), (3, 7, 0), (1, 7, 2)]
-    assert [s.weights for s in long.rewards.schedule.stages] == [(7, 3, 0), (3, 7, 0)]
-    assert (demo.grpo.beta, long.grpo.beta) == (0.001, 0.0)
-    assert demo.evaluation.judge_consistency and not long.evaluation.judge_consistency
-
-
-def test_cpu_long_answers_by_option_text_and_the_paper_by_letter():
-    long, paper = profile_params(PROJECT_ROOT, "cpu-long"), profile_params(PROJECT_ROOT, "paper")
-    assert (long.cold_start.answer, long.sft.answer, long.rewards.accuracy_mode) == (
-        "option_text", "option_text", "answer_text",
-    )  # fmt: skip
-    assert paper.rewards.accuracy_mode == "answer_tag" and paper.sft.answer == "letter"
-
-
-def test_cpu_long_trains_every_task_it_tests_and_redraws_flat_groups_but_the_demo_keeps_the_papers_sampling():
-    long, demo = profile_params(PROJECT_ROOT, "cpu-long"), profile_params(PROJECT_ROOT, "demo")
+@pytest.mark.parametrize("name", ["demo", "cpu-long"])
+def test_the_cpu_recipe_two_tasks_text_answers_redraws_no_consistency_stage_nor_reference_model(name):
+    p = profile_params(PROJECT_ROOT, name)
     tasks = {"action_generation", "obj_appearance_order"}  # the two a 135M LM gains on (README, Results)
-    assert set(long.synthetic.categories) == set(long.data.categories) == set(long.training_set.categories) == tasks
-    assert (long.grpo.dynamic_sampling, long.grpo.max_steps) == (2, 160)
-    assert demo.grpo.dynamic_sampling == 0, "the paper's setting (off) stays the default"
+    assert set(p.synthetic.categories) == set(p.data.categories) == set(p.training_set.categories) == tasks
+    assert (p.cold_start.answer, p.cold_start.letters, p.sft.answer, p.rewards.accuracy_mode) == (
+        "option_text", "every_option", "option_text", "answer_text",
+    )  # fmt: skip
+    assert [s.weights for s in p.rewards.schedule.stages] == [(7, 3, 0), (3, 7, 0)]
+    assert (p.grpo.beta, p.grpo.dynamic_sampling, p.evaluation.judge_consistency) == (0.0, 2, False)
+
+
+def test_cpu_long_is_the_demo_recipe_larger_and_longer_with_the_sft_baseline_and_the_noise_study():
+    demo, long = profile_params(PROJECT_ROOT, "demo"), profile_params(PROJECT_ROOT, "cpu-long")
+    assert long.synthetic.scenes == 3 * demo.synthetic.scenes and long.grpo.max_steps == 2 * demo.grpo.max_steps
+    assert long.sft.enabled and not demo.sft.enabled
+    assert set(long.evaluation.noise_study) == {"perfect", "high"} and set(demo.evaluation.noise_study) == {"perfect"}
+    assert long.grpo.learning_rate == demo.grpo.learning_rate and long.cold_start == demo.cold_start
+
+
+def test_ci_runs_the_paths_the_demo_turns_off():
+    tiny = profile_params(PROJECT_ROOT, "tiny")
+    eight = set(TASK_CATEGORIES)
+    assert set(tiny.data.categories) == set(tiny.training_set.categories) == set(tiny.synthetic.categories) == eight
+    assert [s.weights for s in tiny.rewards.schedule.stages] == [(7, 3, 0), (3, 7, 0), (1, 7, 2)]
+    assert tiny.grpo.beta > 0 and tiny.evaluation.judge_consistency and tiny.sft.enabled
 
 
 def test_deep_merge_merges_mappings_and_replaces_the_rest():

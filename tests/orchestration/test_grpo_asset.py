@@ -48,7 +48,8 @@ def test_grpo_lm_trains_logs_to_mlflow_registers_and_resumes(tiny_pipeline):
 @pytest.mark.slow
 def test_grpo_lm_trains_in_two_processes_with_torchrun(tiny_pipeline):
     """A params change, not a code change: the same asset launches DDP (gloo on CPU, one process per GPU)."""
-    pipeline = tiny_pipeline(grpo={"launcher": "torchrun", "nproc_per_node": 2, "max_steps": 1})
+    # dynamic sampling runs in one process only (the config refuses it with two)
+    pipeline = tiny_pipeline(grpo={"launcher": "torchrun", "nproc_per_node": 2, "max_steps": 1, "dynamic_sampling": 0})
     result = pipeline.materialize(TRAIN)
     assert result.success
     meta = result.asset_materializations_for_node("grpo_lm")[0].metadata

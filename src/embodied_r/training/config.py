@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +147,18 @@ class GrpoTrainingConfig(BaseModel):
     log_completions_n: int = Field(
         4, ge=0, description="Completions per logging step saved to the MLflow completions table; 0 = none."
     )
+
+    @model_validator(mode="after")
+    def _dynamic_sampling_runs_in_one_process(self) -> GrpoTrainingConfig:
+        # Checked here, not only by the trainer: in a launched process the trainer's error is lost in the
+        # launcher's output, after the earlier stages have run.
+        if self.dynamic_sampling and self.launcher != "inprocess" and self.nproc_per_node > 1:
+            raise ValueError(
+                f"dynamic_sampling: {self.dynamic_sampling} redraws groups in one process, but launcher "
+                f"{self.launcher!r} starts {self.nproc_per_node} (each would redraw a different number of groups): "
+                "set grpo.dynamic_sampling: 0, or nproc_per_node: 1"
+            )
+        return self
 
     @property
     def completions_per_step(self) -> int:
