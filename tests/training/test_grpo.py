@@ -394,3 +394,17 @@ def test_two_processes_with_gloo(tiny_lm: Path, tiny_rows: Path, tmp_path: Path)
     outcome = json.loads((out / "outcome.json").read_text())
     assert outcome["world_size"] == 2 and outcome["global_step"] == 2
     assert outcome["reward_names"] == ["format", "accuracy"] and outcome["final_weights"] == [0.0, 1.0]
+
+
+@pytest.mark.slow
+def test_a_launched_failure_reports_its_cause(tiny_lm: Path, tmp_path: Path) -> None:
+    """A process that fails under torchrun: the error ``run_launched`` raises ends with that process's exception
+    (its traceback through the launcher's error file), not only the launcher's own summary."""
+    from embodied_r.rewards import RewardsConfig
+    from embodied_r.training.launch import run_launched
+
+    cfg = GrpoTrainingConfig(launcher="torchrun", nproc_per_node=2, max_steps=1, num_generations=2)
+    missing = tmp_path / "no-such-rows.jsonl"
+    with pytest.raises(RuntimeError, match=r"torchrun training failed") as err:
+        run_launched(cfg, RewardsConfig(), model=tiny_lm, rows=missing, out=tmp_path / "out")
+    assert f"FileNotFoundError: Unable to find '{missing}'" in str(err.value)

@@ -199,4 +199,8 @@ def run_launched(
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # record: a failing process writes its traceback to the launcher's error file, and the launcher's summary —
+    # the end of the output run_launched reports — names the cause instead of "To enable traceback see ...".
+    from torch.distributed.elastic.multiprocessing.errors import record
+
+    raise SystemExit(record(main)())
