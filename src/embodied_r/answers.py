@@ -13,8 +13,12 @@ Four ways to read an option letter (``mode``):
 
         B   (B)   [B]   B.   B)   B:   B. some text   (B) some text   Answer: B   The answer is B.   Option (B)
 
-    and these are **not** (→ ``None``): lower-case letters (``b`` — the choices are printed in upper case and a
-    lone lower-case ``a`` is too often the article), a letter followed by text without a delimiter
+    and, as lmms-eval's VSI-Bench scoring compares case-insensitively, a **lone** letter in either case::
+
+        b   (b)   [b]   b.   b)
+
+    and these are **not** (→ ``None``): a lower-case letter with more text (``b. the chair``, ``the answer is b``
+    — in free text a lower-case ``a`` is too often the article), a letter followed by text without a delimiter
     (``B red chair`` — indistinguishable from ``A red chair``), several letters (``A or B``, ``A/B``, ``A, B``,
     ``(A) or (B)``), an empty block, an unclosed block (a truncated completion), and a letter that is not
     among ``choices``.
@@ -38,8 +42,9 @@ Four ways to read an option letter (``mode``):
     far more readily than it looks its letter up; the letter is the same either way, so scores stay comparable.
 
 ``"bare"``
-    The whole text is the answer content, read like the inside of an ``<answer>`` block (if the text does
-    hold an ``<answer>`` block, that is read instead). Used for the consistency judge's one-letter replies.
+    The whole text is the answer content, read like the inside of an ``<answer>`` block except that a lone
+    lower-case letter is free text here, so refused (if the text does hold an ``<answer>`` block, that is read
+    instead, as in ``"answer_tag"``). Used for the consistency judge's one-letter replies.
 
 >>> extract_answer("<think>B looks close.</think><answer>(C)</answer>")
 'C'
@@ -95,6 +100,8 @@ _LETTER_CONTENT_RE = re.compile(
     r"(?P<rest>.*)$",
     re.DOTALL,
 )
+# The whole content is one letter, in either case (lmms-eval compares case-insensitively): "b", "(b)", "b.".
+_LONE_LETTER_RE = re.compile(r"^(?:\((?P<paren>[A-Za-z])\)|\[(?P<bracket>[A-Za-z])\]|(?P<bare>[A-Za-z])[.):]?)$")
 # After a bare letter the rest must be empty or start with a delimiter ("B.", "B) text", "B: text", "B - text").
 _DELIMITER_RE = re.compile(r"^\s*(?:[.):\-–—]|$)")
 # A second option letter in the rest makes the answer ambiguous: "(A) or (B)", "A. or B." (checked against
@@ -150,9 +157,17 @@ def extract_think(text: str) -> str | None:
     return content or None
 
 
-def _letter_from_content(content: str, choices: frozenset[str]) -> str | None:
-    """Read one option letter from an answer's content (see the module docstring for the rules)."""
+def _letter_from_content(content: str, choices: frozenset[str], *, in_tag: bool) -> str | None:
+    """Read one option letter from an answer's content (see the module docstring for the rules).
+
+    ``in_tag``: the content is an ``<answer>`` block's, where a lone letter counts in either case.
+    """
     content = normalize_text(content).strip()
+    if in_tag:
+        lone = _LONE_LETTER_RE.match(content)
+        if lone is not None:
+            letter = (lone.group("paren") or lone.group("bracket") or lone.group("bare")).upper()
+            return letter if letter in choices else None
     match = _LETTER_CONTENT_RE.match(content)
     if match is None:
         return None
@@ -225,7 +240,7 @@ def extract_answer(
         content = answer_block(text)
         if content is None:
             return None
-        letter = _letter_from_content(content, allowed)
+        letter = _letter_from_content(content, allowed, in_tag=True)
         if letter is None and mode == "answer_text":
             if question is None:
                 raise ValueError("answer mode 'answer_text' needs the question (its option texts)")
@@ -233,7 +248,9 @@ def extract_answer(
         return letter
     if mode == "bare":
         content = answer_block(text)
-        return _letter_from_content(text if content is None else content, allowed)
+        if content is None:  # a judge's reply without tags: free text, upper-case letters only
+            return _letter_from_content(text, allowed, in_tag=False)
+        return _letter_from_content(content, allowed, in_tag=True)
     raise ValueError(f"unknown answer mode {mode!r}: expected 'answer_tag', 'answer_text', 'official_scan' or 'bare'")
 
 
