@@ -238,7 +238,7 @@ def cmd_registry(args: argparse.Namespace) -> int:
     import mlflow
 
     from embodied_r.config import load_params
-    from embodied_r.evaluation.promotion import RollbackError, champion_history, current_champion, promote, rollback
+    from embodied_r.evaluation import promotion as reg
     from embodied_r.tracking import configure_tracking
 
     root = Path(args.root).resolve()
@@ -247,27 +247,42 @@ def cmd_registry(args: argparse.Namespace) -> int:
     client = mlflow.MlflowClient()
     name = params.tracking.registered_model
     if args.action == "promote":
-        if not args.version or not args.reason:
+        if not args.version or not (args.reason or "").strip():
             print("promote needs a VERSION and --reason", file=sys.stderr)
             return 2
-        decision = promote(client, name, args.version, args.reason)
-        print(decision.reason)
-    elif args.action == "rollback":
+        version = args.version.removeprefix("v")
+        margin = params.evaluation.promotion_margin  # "an improvement" by the automatic rule's margin
         try:
-            decision = rollback(client, name, args.reason or "rollback")
-        except RollbackError as exc:
+            print(reg.compare_with_champion(client, name, version, margin=margin).render())
+            decision = reg.promote(client, name, version, args.reason, force=args.force, margin=margin)
+        except (reg.UnknownVersionError, reg.NotAnImprovementError) as exc:
             print(str(exc), file=sys.stderr)
             return 1
         print(decision.reason)
-    champion = current_champion(client, name)
+    elif args.action == "rollback":
+        try:
+            decision = reg.rollback(client, name, args.reason or "rollback")
+        except reg.RollbackError as exc:
+            print(str(exc), file=sys.stderr)
+            return 1
+        print(decision.reason)
+    versions = sorted(client.search_model_versions(f"name='{name}'"), key=lambda mv: int(mv.version))
+    if not versions:
+        print(f"{name}: no registered versions yet (the grpo_lm stage registers one)")
+        return 0
+    champion = reg.current_champion(client, name)
     label = f"v{champion.version}" if champion else "none"
-    print(f"{name}: champion {label}; history {champion_history(client, name)}")
-    for version in client.search_model_versions(f"name='{name}'"):
-        tags = version.tags
+    print(f"{name}: champion {label}; history {reg.champion_history(client, name)}")
+    for mv in versions:
+        tags = mv.tags
         print(
-            f"  v{version.version}: accuracy {tags.get('embodied_r.pooled_accuracy', '?')} "
-            f"decision {tags.get('embodied_r.decision', '-')} ({tags.get('embodied_r.reason', '')})"
+            f"  {reg.version_score(mv).describe()}; decision {tags.get(reg.DECISION_TAG, '-')} "
+            f"({tags.get(reg.REASON_TAG, '')})"
         )
+        if tags.get(reg.ROLLED_BACK_TAG):
+            print(f"      rolled back: {tags[reg.ROLLED_BACK_TAG]} (never promoted automatically again)")
+        if tags.get(reg.LAST_EVALUATION_TAG, "").startswith("kept:"):  # an evaluation that left the decision alone
+            print(f"      last evaluation: {tags[reg.LAST_EVALUATION_TAG]}")
     return 0
 
 
@@ -300,6 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["status", "promote", "rollback"])
     p.add_argument("version", nargs="?", help="version to promote")
     p.add_argument("--reason", help="why (recorded as a tag on the version)")
+    p.add_argument(
+        "--force", action="store_true", help="promote a version that does not beat the champion (by the margin)"
+    )
     p.set_defaults(func=cmd_registry)
 
     p = sub.add_parser("ui", help="start the Dagster UI (foreground)")

@@ -21,6 +21,18 @@ Every decision is recorded as tags on the candidate version (``embodied_r.decisi
 and returned as a :class:`PromotionDecision`. The chain of champions is kept in the registered model's tag
 ``embodied_r.champion_history`` (a JSON list of versions) and mirrored by the ``previous-champion`` alias;
 :func:`rollback` steps back one champion along it.
+
+Decisions made by hand stick; an automatic evaluation only records itself (``embodied_r.last_evaluation``) next to
+them:
+
+* A version demoted by :func:`rollback` carries ``embodied_r.rolled_back`` and is **never promoted automatically
+  again**, however well it scores: only a manual :func:`promote` (``embodied-r registry promote``) lifts it.
+* Re-evaluating the **current champion** records its new accuracy but keeps its decision and promotion reason.
+
+A manual :func:`promote` shows the comparison with the champion (:func:`compare_with_champion`: both pooled
+accuracies with their 95% intervals when recorded, the gain, the margin) and refuses a version that is not an
+improvement by the same rule as the automatic one unless ``force=True`` (``--force``); a forced promotion says so
+in its recorded reason.
 """
 
 from __future__ import annotations
@@ -40,21 +52,28 @@ log = logging.getLogger(__name__)
 __all__ = [
     "CHAMPION_ALIAS",
     "PREVIOUS_CHAMPION_ALIAS",
+    "Comparison",
+    "NotAnImprovementError",
     "PromotionDecision",
     "RollbackError",
+    "UnknownVersionError",
+    "VersionScore",
     "champion_history",
+    "compare_with_champion",
     "current_champion",
     "decide",
     "promote",
     "promote_if_better",
     "record_evaluation",
     "rollback",
+    "version_score",
 ]
 
 CHAMPION_ALIAS = "champion"
 PREVIOUS_CHAMPION_ALIAS = "previous-champion"
 
 ACCURACY_TAG = "embodied_r.pooled_accuracy"
+CI95_TAG = "embodied_r.pooled_accuracy_ci95"  # JSON [low, high]: the 95% bootstrap interval of ACCURACY_TAG
 TEST_SET_TAG = "embodied_r.test_set_sha256"
 DECISION_TAG = "embodied_r.decision"
 REASON_TAG = "embodied_r.reason"
@@ -62,6 +81,10 @@ COMPARED_TAG = "embodied_r.compared_to"
 MARGIN_TAG = "embodied_r.margin"
 CHECKS_TAG = "embodied_r.checks_passed"
 HISTORY_TAG = "embodied_r.champion_history"
+#: Set by :func:`rollback` (its reason), removed only by a manual :func:`promote`: the version is never auto-promoted.
+ROLLED_BACK_TAG = "embodied_r.rolled_back"
+#: The outcome of the version's latest automatic evaluation (also when it leaves the decision tags as they were).
+LAST_EVALUATION_TAG = "embodied_r.last_evaluation"
 
 # Float noise must not turn "equal" into "better".
 _EPS = 1e-12
@@ -82,6 +105,75 @@ class PromotionDecision(BaseModel):
 
 class RollbackError(RuntimeError):
     """There is no earlier champion to roll back to."""
+
+
+class UnknownVersionError(LookupError):
+    """The registered model has no such version (the message lists the versions it has)."""
+
+
+class VersionScore(BaseModel):
+    """What the registry records of one version's evaluation."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: str
+    accuracy: float | None
+    ci95: tuple[float, float] | None
+    test_set: str | None
+    rolled_back: str | None = None
+
+    def describe(self) -> str:
+        """``v3: pooled accuracy 0.4500 [0.4000, 0.5000] on test set aaaaaaaaaaaa``."""
+        if self.accuracy is None:
+            return f"v{self.version}: no recorded pooled accuracy (never evaluated)"
+        ci = "" if self.ci95 is None else f" [{self.ci95[0]:.4f}, {self.ci95[1]:.4f}]"
+        test_set = "an unrecorded test set" if self.test_set is None else f"test set {self.test_set[:12]}"
+        return f"v{self.version}: pooled accuracy {self.accuracy:.4f}{ci} on {test_set}"
+
+
+class Comparison(BaseModel):
+    """A version against the current champion, by the automatic promotion rule (:func:`decide`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    candidate: VersionScore
+    champion: VersionScore | None
+    margin: float
+    improving: bool
+    verdict: str
+
+    @property
+    def gain(self) -> float | None:
+        """Candidate minus champion pooled accuracy, when both were scored on the same test set."""
+        if self.champion is None or self.candidate.accuracy is None or self.champion.accuracy is None:
+            return None
+        if self.candidate.test_set is None or self.candidate.test_set != self.champion.test_set:
+            return None
+        return self.candidate.accuracy - self.champion.accuracy
+
+    def render(self) -> str:
+        """A few lines for the terminal: both versions, the gain against the margin, the verdict."""
+        lines = [f"candidate {self.candidate.describe()}"]
+        if self.candidate.rolled_back:
+            lines.append(f"  (rolled back: {self.candidate.rolled_back})")
+        lines.append("champion  none" if self.champion is None else f"champion  {self.champion.describe()}")
+        gain = "not comparable" if self.gain is None else f"{self.gain:+.4f}"
+        lines.append(f"gain {gain} (required margin {self.margin:.4f}): {self.verdict}")
+        return "\n".join(lines)
+
+
+class NotAnImprovementError(RuntimeError):
+    """A manual promotion of a version that does not beat the champion, without ``force``."""
+
+    def __init__(self, comparison: Comparison) -> None:
+        self.comparison = comparison
+        champion = comparison.champion
+        who = "the champion" if champion is None else f"champion v{champion.version}"
+        super().__init__(
+            f"v{comparison.candidate.version} is not an improvement on {who} ({comparison.verdict}); nothing "
+            "changed. To promote it anyway, repeat with --force: the forced promotion records the comparison "
+            "in its reason."
+        )
 
 
 def decide(
@@ -141,8 +233,16 @@ def current_champion(client: Any, name: str) -> Any | None:
 
 
 def champion_history(client: Any, name: str) -> list[str]:
-    """The versions that were champion, oldest first (the registered model's ``embodied_r.champion_history`` tag)."""
-    raw = client.get_registered_model(name).tags.get(HISTORY_TAG)
+    """The versions that were champion, oldest first (the registered model's ``embodied_r.champion_history`` tag).
+
+    Empty when the model is not registered yet.
+    """
+    try:
+        raw = client.get_registered_model(name).tags.get(HISTORY_TAG)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        return []
     history = [str(v) for v in json.loads(raw)] if raw else []
     champion = current_champion(client, name)
     if champion is not None and (not history or history[-1] != str(champion.version)):
@@ -178,11 +278,27 @@ def _tag_decision(client: Any, name: str, version: str, decision: str, reason: s
 
 
 def record_evaluation(
-    client: Any, name: str, version: str | int, *, pooled_accuracy: float, test_set_sha256: str
+    client: Any,
+    name: str,
+    version: str | int,
+    *,
+    pooled_accuracy: float,
+    test_set_sha256: str,
+    pooled_accuracy_ci95: Sequence[float] | None = None,
 ) -> None:
-    """Tag a version with its pooled accuracy and the sha256 of the test set it was scored on."""
-    client.set_model_version_tag(name, str(version), ACCURACY_TAG, repr(float(pooled_accuracy)))
-    client.set_model_version_tag(name, str(version), TEST_SET_TAG, test_set_sha256)
+    """Tag a version with its pooled accuracy (and its 95% interval) and the sha256 of the test set it was scored on.
+
+    Only the evaluation tags change: the decision and its reason stay as they are.
+    """
+    version = str(version)
+    client.set_model_version_tag(name, version, ACCURACY_TAG, repr(float(pooled_accuracy)))
+    client.set_model_version_tag(name, version, TEST_SET_TAG, test_set_sha256)
+    if pooled_accuracy_ci95 is not None:
+        low, high = (float(x) for x in pooled_accuracy_ci95)
+        client.set_model_version_tag(name, version, CI95_TAG, json.dumps([low, high]))
+    else:  # an interval of an earlier evaluation would not belong to this accuracy
+        with contextlib.suppress(MlflowException):
+            client.delete_model_version_tag(name, version, CI95_TAG)
 
 
 def _float_tag(tags: dict[str, str], key: str) -> float | None:
@@ -190,6 +306,89 @@ def _float_tag(tags: dict[str, str], key: str) -> float | None:
         return float(tags[key])
     except (KeyError, ValueError):
         return None
+
+
+def _ci95_tag(tags: dict[str, str]) -> tuple[float, float] | None:
+    try:
+        low, high = json.loads(tags[CI95_TAG])
+        return float(low), float(high)
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+def _rolled_back(tags: dict[str, str]) -> str | None:
+    """Why the version was rolled back, or ``None``; versions rolled back before the sticky tag keep their decision."""
+    if tags.get(ROLLED_BACK_TAG):
+        return tags[ROLLED_BACK_TAG]
+    if tags.get(DECISION_TAG) == "rolled_back":
+        return tags.get(REASON_TAG) or "rolled back"
+    return None
+
+
+def version_score(version: Any) -> VersionScore:
+    """What the registry records of a model version's evaluation (its tags, read)."""
+    tags = dict(version.tags)
+    return VersionScore(
+        version=str(version.version),
+        accuracy=_float_tag(tags, ACCURACY_TAG),
+        ci95=_ci95_tag(tags),
+        test_set=tags.get(TEST_SET_TAG),
+        rolled_back=_rolled_back(tags),
+    )
+
+
+def _get_version(client: Any, name: str, version: str) -> Any:
+    """The model version, or :class:`UnknownVersionError` naming the versions that exist."""
+    try:
+        return client.get_model_version(name, version)
+    except MlflowException as exc:
+        if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise
+        log.debug("model version %s v%s not found", name, version, exc_info=True)
+    existing = sorted((str(v.version) for v in client.search_model_versions(f"name='{name}'")), key=int)
+    if not existing:
+        raise UnknownVersionError(
+            f"{name} has no registered versions yet, so there is no v{version} to promote: the grpo_lm stage "
+            "registers one (`dvc repro grpo_lm`)."
+        )
+    champion = current_champion(client, name)
+    label = "" if champion is None else f" (champion v{champion.version})"
+    raise UnknownVersionError(
+        f"{name} has no version {version!r}; its versions are {', '.join(existing)}{label}. "
+        "`embodied-r registry status` lists them with their accuracy and decision."
+    )
+
+
+def compare_with_champion(client: Any, name: str, version: str | int, *, margin: float = 0.0) -> Comparison:
+    """Compare a registered version with the current champion by the automatic rule (:func:`decide`).
+
+    Raises :class:`UnknownVersionError` for a version the model does not have.
+    """
+    version = str(version)
+    candidate = version_score(_get_version(client, name, version))
+    champion_mv = current_champion(client, name)
+    champion = None if champion_mv is None else version_score(champion_mv)
+    if champion is not None and champion.version == version:
+        return Comparison(
+            candidate=candidate, champion=champion, margin=margin, improving=False,
+            verdict=f"v{version} is already the champion",
+        )  # fmt: skip
+    if candidate.accuracy is None:
+        improving, verdict = champion is None, f"v{version} has no recorded accuracy to compare"
+        if champion is None:
+            verdict += "; there is no champion yet"
+    else:
+        improving, verdict = decide(
+            candidate.accuracy,
+            candidate.test_set or "",
+            None if champion is None else champion.accuracy,
+            None if champion is None else champion.test_set,
+            has_champion=champion is not None,
+            checks_passed=True,  # a manual promotion judges accuracy; the checks gate the automatic one
+            margin=margin,
+            champion_version=None if champion is None else champion.version,
+        )
+    return Comparison(candidate=candidate, champion=champion, margin=margin, improving=improving, verdict=verdict)
 
 
 def promote_if_better(
@@ -202,21 +401,35 @@ def promote_if_better(
     checks_passed: bool,
     failed_checks: Sequence[str] = (),
     margin: float = 0.0,
+    pooled_accuracy_ci95: Sequence[float] | None = None,
 ) -> PromotionDecision:
     """Record the candidate's evaluation, decide against the current champion, tag the decision, move the alias.
+
+    The current champion (re-evaluated) keeps its decision and promotion reason, and a version rolled back by hand
+    is never promoted here: both only get their new evaluation recorded (``embodied_r.last_evaluation``).
 
     >>> promote_if_better(client, "embodied-r-lm", 3, pooled_accuracy=0.47, test_set_sha256=sha,
     ...                   checks_passed=True, margin=0.01)  # doctest: +SKIP
     PromotionDecision(promoted=True, reason='accuracy 0.4700 beats champion v2 0.4500 by +0.0200 >= 0.0100', ...)
     """
     version = str(version)
-    record_evaluation(client, name, version, pooled_accuracy=pooled_accuracy, test_set_sha256=test_set_sha256)
+    record_evaluation(
+        client,
+        name,
+        version,
+        pooled_accuracy=pooled_accuracy,
+        test_set_sha256=test_set_sha256,
+        pooled_accuracy_ci95=pooled_accuracy_ci95,
+    )
     champion = current_champion(client, name)
     champion_version = None if champion is None else str(champion.version)
     champion_tags = {} if champion is None else dict(champion.tags)
     champion_accuracy = _float_tag(champion_tags, ACCURACY_TAG)
+    rolled_back = _rolled_back(dict(client.get_model_version(name, version).tags))
+    keep_record = False  # True: a decision made earlier (a promotion, a rollback) stands; only the evaluation is new
     if champion_version == version:
-        promoted, reason = False, f"v{version} is already the champion"
+        promoted, keep_record = False, True
+        reason = f"v{version} is already the champion; re-evaluated (accuracy {pooled_accuracy:.4f}), decision kept"
     else:
         promoted, reason = decide(
             pooled_accuracy,
@@ -229,14 +442,26 @@ def promote_if_better(
             margin=margin,
             champion_version=champion_version,
         )
-    _tag_decision(
-        client,
-        name,
-        version,
-        "promoted" if promoted else "rejected",
-        reason,
-        **{COMPARED_TAG: champion_version, MARGIN_TAG: margin, CHECKS_TAG: checks_passed},
-    )
+        if rolled_back is not None:
+            # A rollback is a human decision the metrics did not see: an evaluation must not undo it.
+            keep_record = True
+            reason = (
+                f"v{version} was rolled back ({rolled_back}) and is never promoted automatically again "
+                f"(the comparison alone: {reason}); to make it the champion: "
+                f"embodied-r registry promote {version} --reason ..."
+            )
+            promoted = False
+    outcome = "kept" if keep_record else "promoted" if promoted else "rejected"
+    if not keep_record:
+        _tag_decision(
+            client,
+            name,
+            version,
+            outcome,
+            reason,
+            **{COMPARED_TAG: champion_version, MARGIN_TAG: margin, CHECKS_TAG: checks_passed},
+        )
+    client.set_model_version_tag(name, version, LAST_EVALUATION_TAG, f"{outcome}: {reason}"[:5000])
     if promoted:
         _make_champion(client, name, version)
     log.info("%s v%s: %s (%s)", name, version, "promoted to champion" if promoted else "not promoted", reason)
@@ -250,33 +475,57 @@ def promote_if_better(
     )
 
 
-def promote(client: Any, name: str, version: str | int, reason: str) -> PromotionDecision:
-    """Make ``version`` the champion by hand (no comparison); the reason is recorded (decision ``promoted``)."""
+def promote(
+    client: Any, name: str, version: str | int, reason: str, *, force: bool = False, margin: float = 0.0
+) -> PromotionDecision:
+    """Make ``version`` the champion by hand; the reason is recorded (decision ``promoted``).
+
+    The version is compared with the champion first (:func:`compare_with_champion`, with ``margin``); one that is not
+    an improvement raises :class:`NotAnImprovementError` unless ``force``, and a forced promotion records the
+    comparison in its reason. Promoting a rolled-back version lifts its rollback. Raises
+    :class:`UnknownVersionError` for a version the model does not have; the current champion is left as it is.
+    """
     if not reason.strip():
         raise ValueError("a manual promotion needs a reason")
     version = str(version)
-    client.get_model_version(name, version)  # raises for an unknown version
-    previous = current_champion(client, name)
-    reason = f"manual promotion: {reason}"
-    _tag_decision(client, name, version, "promoted", reason, **{COMPARED_TAG: previous and previous.version})
+    comparison = compare_with_champion(client, name, version, margin=margin)
+    champion = comparison.champion
+    if champion is not None and champion.version == version:
+        return PromotionDecision(
+            promoted=False, reason=f"v{version} is already the champion; nothing changed",
+            candidate_version=version, previous_champion=version,
+            candidate_accuracy=comparison.candidate.accuracy, champion_accuracy=champion.accuracy,
+        )  # fmt: skip
+    if not comparison.improving and not force:
+        raise NotAnImprovementError(comparison)
+    prefix = "manual promotion" if comparison.improving else f"manual promotion, forced ({comparison.verdict})"
+    reason = f"{prefix}: {reason}"
+    _tag_decision(
+        client, name, version, "promoted", reason,
+        **{COMPARED_TAG: None if champion is None else champion.version, MARGIN_TAG: margin},
+    )  # fmt: skip
+    if comparison.candidate.rolled_back is not None:
+        with contextlib.suppress(MlflowException):
+            client.delete_model_version_tag(name, version, ROLLED_BACK_TAG)
     _make_champion(client, name, version)
     log.info("%s v%s promoted to champion by hand: %s", name, version, reason)
-    tags = dict(client.get_model_version(name, version).tags)
     return PromotionDecision(
         promoted=True,
         reason=reason,
         candidate_version=version,
-        previous_champion=None if previous is None else str(previous.version),
-        candidate_accuracy=_float_tag(tags, ACCURACY_TAG),
-        champion_accuracy=None if previous is None else _float_tag(dict(previous.tags), ACCURACY_TAG),
+        previous_champion=None if champion is None else champion.version,
+        candidate_accuracy=comparison.candidate.accuracy,
+        champion_accuracy=None if champion is None else champion.accuracy,
     )
 
 
 def rollback(client: Any, name: str, reason: str = "rollback") -> PromotionDecision:
     """Give the ``champion`` alias back to the previous champion; the demoted version is tagged ``rolled_back``.
 
-    Steps back one entry of the champion history each call. Raises :class:`RollbackError` without an earlier
-    champion. The returned decision's ``candidate_version`` is the restored champion.
+    The demoted version also carries ``embodied_r.rolled_back`` from then on: automatic evaluation never promotes
+    it again, only a manual :func:`promote` does. Steps back one entry of the champion history each call. Raises
+    :class:`RollbackError` without an earlier champion. The returned decision's ``candidate_version`` is the
+    restored champion.
     """
     history = champion_history(client, name)
     if len(history) < 2:
@@ -285,6 +534,7 @@ def rollback(client: Any, name: str, reason: str = "rollback") -> PromotionDecis
     client.set_registered_model_alias(name, CHAMPION_ALIAS, restored)
     _set_history(client, name, history[:-1])
     _tag_decision(client, name, demoted, "rolled_back", f"{reason}: champion returned to v{restored}")
+    client.set_model_version_tag(name, demoted, ROLLED_BACK_TAG, f"{reason}; champion returned to v{restored}")
     client.set_model_version_tag(name, restored, REASON_TAG, f"restored by rollback from v{demoted}: {reason}")
     log.info("%s: champion rolled back from v%s to v%s (%s)", name, demoted, restored, reason)
     tags = {v: dict(client.get_model_version(name, v).tags) for v in (demoted, restored)}

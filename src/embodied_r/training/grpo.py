@@ -40,7 +40,7 @@ import math
 import os
 import statistics
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +50,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 from transformers.integrations import MLflowCallback
 from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_callback import TrainerState
-from transformers.trainer_utils import get_last_checkpoint
 
+from embodied_r.training.checkpoints import CompleteCheckpointCallback, last_complete_checkpoint, run_lock
 from embodied_r.training.config import THINK_PREFILL, GrpoTrainingConfig, resolve_bf16
 from embodied_r.training.progress import use_quiet_progress
 from embodied_r.training.schedule import RewardScheduleCallback, WeightSchedule, weights_for
@@ -126,18 +126,57 @@ def train_grpo(
         schedule: Gives the weights: ``schedule.weights_at(epoch=, step_fraction=) -> (ω_f, ω_a, ω_c)``.
         eval_rows_path: Optional JSONL of evaluation rows (used every ``cfg.eval_steps`` steps).
         mlflow_run_id: Log into this existing MLflow run (see the module docstring); None = no MLflow.
-        resume: Continue from the last ``checkpoint-*`` in ``output_dir`` when there is one.
+        resume: Continue from the last complete ``checkpoint-*`` in ``output_dir`` when there is one (a checkpoint
+            a kill left half-written is skipped, with a warning: :mod:`embodied_r.training.checkpoints`).
         tokenizer_path: Tokenizer folder when it is not ``model_path``.
         callbacks: Extra ``TrainerCallback``s (progress reporting, timing), added after the project's own.
+
+    A single process holds ``output_dir``'s writer lock while it trains (a second writer is refused:
+    :func:`~embodied_r.training.checkpoints.run_lock`); the processes of a ``torchrun`` / ``accelerate`` launch
+    leave that to whoever launched them (``LOCAL_RANK`` is set), as the ``grpo_lm`` asset does.
     """
+    with ExitStack() as stack:
+        if "LOCAL_RANK" not in os.environ:
+            stack.enter_context(run_lock(output_dir, "GRPO training"))
+        return _train_grpo(
+            model_path,
+            train_rows_path,
+            output_dir,
+            cfg,
+            reward_funcs,
+            reward_names,
+            schedule,
+            eval_rows_path=eval_rows_path,
+            mlflow_run_id=mlflow_run_id,
+            resume=resume,
+            tokenizer_path=tokenizer_path,
+            callbacks=callbacks,
+        )
+
+
+def _train_grpo(
+    model_path: str | Path,
+    train_rows_path: str | Path,
+    output_dir: str | Path,
+    cfg: GrpoTrainingConfig,
+    reward_funcs: Sequence[RewardFunc],
+    reward_names: Sequence[str],
+    schedule: WeightSchedule,
+    *,
+    eval_rows_path: str | Path | None,
+    mlflow_run_id: str | None,
+    resume: bool,
+    tokenizer_path: str | Path | None,
+    callbacks: Sequence[TrainerCallback],
+) -> TrainOutcome:
     if len(reward_funcs) != len(reward_names):
         raise ValueError(f"{len(reward_funcs)} reward functions but {len(reward_names)} names")
     set_seed(cfg.seed)
     output_dir = Path(output_dir)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
 
-    # Resume from the last checkpoint, if any.
-    last_checkpoint = get_last_checkpoint(str(output_dir)) if resume and output_dir.is_dir() else None
+    # Resume from the last complete checkpoint, if any (half-written ones are skipped, with a warning).
+    last_checkpoint = last_complete_checkpoint(output_dir) if resume else None
     if last_checkpoint is not None:
         log.info("resuming from %s", last_checkpoint)
 
@@ -201,6 +240,7 @@ def train_grpo(
         if trainer.args.world_size != world_size:
             raise RuntimeError(f"WORLD_SIZE says {world_size} processes but the trainer runs {trainer.args.world_size}")
         use_quiet_progress(trainer, "GRPO")
+        trainer.add_callback(CompleteCheckpointCallback(cfg.save_total_limit))
         schedule_callback = RewardScheduleCallback(trainer, schedule, reward_names)
         trainer.add_callback(schedule_callback)
         if mlflow_run_id is not None:
@@ -372,7 +412,7 @@ def grpo_args(
         logging_steps=cfg.logging_steps,
         save_strategy="steps",
         save_steps=cfg.save_steps,
-        save_total_limit=cfg.save_total_limit,
+        save_total_limit=None,  # rotated by CompleteCheckpointCallback, after the new checkpoint is marked complete
         eval_strategy="steps" if evaluate else "no",
         eval_steps=cfg.eval_steps if evaluate else None,
         per_device_eval_batch_size=cfg.num_generations,

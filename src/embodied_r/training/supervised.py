@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from transformers import TrainerCallback
 
 from embodied_r.data.records import parse_choices
+from embodied_r.training.checkpoints import CompleteCheckpointCallback, last_complete_checkpoint, run_lock
 from embodied_r.training.common_prefix import MIN_SHARED_TOKENS, batch_prefix_length, hidden_after_common_prefix
 from embodied_r.training.config import THINK_PREFILL, resolve_bf16
 from embodied_r.training.option_order import least_used
@@ -257,7 +258,7 @@ def sft_arguments(cfg: SupervisedConfig, output_dir: str | Path, *, max_length: 
         logging_steps=1,
         save_strategy="steps",
         save_steps=cfg.save_steps,
-        save_total_limit=1,
+        save_total_limit=None,  # one kept, rotated by CompleteCheckpointCallback once the new one is marked complete
         seed=cfg.seed,
         report_to="none",
         push_to_hub=False,
@@ -280,19 +281,38 @@ def train_supervised(
 ) -> SupervisedOutcome:
     """Fine-tune the local model at ``model_path`` on ``examples`` (``prompt`` messages + ``completion`` text).
 
-    Resumes from the last checkpoint in ``output_dir``; logs ``<purpose>/loss`` per step into ``mlflow_run_id``
-    when given. The model ends in ``output_dir/final``.
+    Resumes from the last complete checkpoint in ``output_dir`` (one a kill left half-written is skipped, with a
+    warning); logs ``<purpose>/loss`` per step into ``mlflow_run_id`` when given. The model ends in
+    ``output_dir/final``. Holds ``output_dir``'s writer lock while it trains: a second writer is refused
+    (:mod:`embodied_r.training.checkpoints`).
     """
+    with run_lock(output_dir, f"{purpose} training"):
+        return _train_supervised(
+            model_path, examples, output_dir, cfg, purpose=purpose, mlflow_run_id=mlflow_run_id, resume=resume,
+            trust_remote_code=trust_remote_code,
+        )  # fmt: skip
+
+
+def _train_supervised(
+    model_path: str | Path,
+    examples: Sequence[dict[str, Any]],
+    output_dir: str | Path,
+    cfg: SupervisedConfig,
+    *,
+    purpose: str,
+    mlflow_run_id: str | None,
+    resume: bool,
+    trust_remote_code: bool,
+) -> SupervisedOutcome:
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, set_seed
-    from transformers.trainer_utils import get_last_checkpoint
 
     from embodied_r.training.config import GrpoTrainingConfig
     from embodied_r.training.grpo import load_tokenizer
 
     set_seed(cfg.seed)
     output_dir = Path(output_dir)
-    last_checkpoint = get_last_checkpoint(str(output_dir)) if resume and output_dir.is_dir() else None
+    last_checkpoint = last_complete_checkpoint(output_dir) if resume else None
     tokenizer = load_tokenizer(
         model_path, GrpoTrainingConfig(think_prefill=cfg.think_prefill, trust_remote_code=trust_remote_code)
     )
@@ -304,6 +324,7 @@ def train_supervised(
     )
     trainer = completion_only_trainer()(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
     use_quiet_progress(trainer, purpose.replace("_", " "))
+    trainer.add_callback(CompleteCheckpointCallback(save_total_limit=1))
     if mlflow_run_id is not None:
         trainer.add_callback(MlflowLossCallback(mlflow_run_id, purpose))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
