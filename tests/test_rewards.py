@@ -535,7 +535,7 @@ def test_openai_judge_500_storm_is_counted_and_logged_never_a_silent_zero(
     assert len(fake_openai.requests) == 6  # 3 requests × (1 try + 1 retry)
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "embodied_r.rewards"]
     assert warnings and "3 of 3 requests failed" in warnings[0].getMessage()
-    assert "***" in warnings[0].getMessage()  # the server echoed the key; it was redacted
+    assert "[redacted]" in warnings[0].getMessage()  # the server echoed the key; it was redacted
     assert SECRET not in caplog.text
     assert all(SECRET not in r.getMessage() for r in caplog.records)
 

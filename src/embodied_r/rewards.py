@@ -37,6 +37,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator, model_validator
 
 from embodied_r.answers import AccuracyMode, extract_answer, extract_number, extract_think, mean_relative_accuracy
+from embodied_r.redaction import redact_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -570,8 +571,8 @@ class ConsistencyJudge(ABC):
         """One raw reply per conversation, or the exception that request failed with."""
 
     def _describe_error(self, error: BaseException) -> str:
-        """The error as logged (implementations redact secrets here)."""
-        return f"{type(error).__name__}: {error}"
+        """The error as logged, with anything shaped like a credential redacted (implementations add their key)."""
+        return redact_secrets(f"{type(error).__name__}: {error}")
 
     def judge(self, question: str, think: str, choices: Sequence[str] = ("A", "B", "C", "D")) -> str | None:
         """The letter the judge picks for ``question`` given the reasoning ``think``, or ``None`` on failure."""
@@ -761,8 +762,7 @@ class OpenAIJudge(ConsistencyJudge):
         return f"OpenAIJudge(base_url={self.base_url!r}, model={self.model!r}, api_key_env={self.api_key_env!r})"
 
     def _describe_error(self, error: BaseException) -> str:
-        text = super()._describe_error(error)
-        return text.replace(self._secret, "***") if self._secret else text
+        return redact_secrets(f"{type(error).__name__}: {error}", known_secrets=[self._secret])
 
     def _one(self, conversation: list[dict[str, str]]) -> str | BaseException:
         try:

@@ -3,8 +3,11 @@
 A threaded HTTP server on 127.0.0.1 (ephemeral port) answering ``POST /v1/chat/completions``. A script
 function decides each answer from the request and its 1-based number: ``("ok", text)``, ``("status", code)``
 (e.g. 429, 500, with ``retry-after-ms: 1`` so the SDK's backoff is quick), ``("sleep", seconds)`` (a
-timeout for a short client timeout), ``("garbage", text)`` — the same as ok with any text — or ``("empty",)``.
-It records every request (path, Authorization header, JSON body) and the peak number in flight.
+timeout for a short client timeout), ``("garbage", text)`` — the same as ok with any text —, ``("empty",)``,
+``("refuse",)`` (a polite refusal, :data:`REFUSAL`), ``("echo_key",)`` (a 401 whose message echoes the bearer
+token it was sent, as OpenAI's ``Incorrect API key provided: sk-...`` does) or ``("hang",)`` (no answer until
+the server shuts down). It records every request (path, Authorization header, JSON body) and the peak number
+in flight.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 Script = Callable[[dict[str, Any], int], tuple]
 
 DEFAULT_ANSWER = "1. Move forward.\n2. A red chair appears ahead-left.\n3. The red chair is ahead-left."
+REFUSAL = "I'm sorry, but I can't help with identifying details in these images."
 
 
 class FakeOpenAIServer:
@@ -31,6 +35,7 @@ class FakeOpenAIServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
+        self._stopped = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -60,6 +65,19 @@ class FakeOpenAIServer:
                     return self._send(404, {"error": {"message": "not found"}})
                 if kind == "status":
                     return self._send(action[1], {"error": {"message": f"fake error {action[1]}"}})
+                if kind == "echo_key":
+                    key = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+                    message = (
+                        f"Incorrect API key provided: {key}. You can find your API key at "
+                        "https://platform.openai.com/account/api-keys."
+                    )
+                    error = {"message": message, "type": "invalid_request_error", "code": "invalid_api_key"}
+                    return self._send(401, {"error": error})
+                if kind == "hang":
+                    server._stopped.wait()
+                    return None
+                if kind == "refuse":
+                    return self._send(200, _completion(REFUSAL))
                 if kind == "sleep":
                     time.sleep(action[1])
                     return self._send(200, _completion(DEFAULT_ANSWER))
@@ -92,6 +110,7 @@ class FakeOpenAIServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stopped.set()
         self._httpd.shutdown()
         self._httpd.server_close()
 

@@ -30,6 +30,7 @@ from embodied_r.perception.config import PerceptionConfig
 from embodied_r.perception.parse import parse_answer
 from embodied_r.perception.prompts import PROMPT_VERSION, frame_prompt
 from embodied_r.perception.records import DescribedSample, FrameDescription
+from embodied_r.redaction import redact_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,8 @@ def _load_keyframes(keyframes_root: Path, video_id: str) -> _Keyframes | str:
 
 
 def _error_text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+    """The error as written to ``failures`` and the log: credentials redacted first (a server may echo the key)."""
+    return redact_secrets(f"{type(exc).__name__}: {exc}")[:MAX_ERROR_CHARS]
 
 
 def _frame_description(k: int, index: int, text: str) -> FrameDescription:

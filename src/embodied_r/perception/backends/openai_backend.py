@@ -6,7 +6,10 @@ retry propagates and the driver records it as a failure of that item.
 
 The API key comes from the environment variable named by ``api_key_env``. When it is unset and ``base_url``
 points to this machine (a local vLLM accepts any key) the placeholder ``EMPTY`` is used; for a remote server a
-missing key is an error naming the variable. The key is never logged nor put in an exception message.
+missing key is an error naming the variable. The key is never logged nor put in an exception message: a server
+error may echo it (``401 Incorrect API key provided: sk-...``), so every SDK error is turned into a
+:class:`PerceptionError` whose text went through :func:`~embodied_r.redaction.redact_secrets` (the key and
+anything shaped like one removed), raised ``from None`` so no traceback shows the original message.
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ import logging
 import os
 from urllib.parse import urlparse
 
+import openai
+
 from embodied_r.perception.backends.base import DescribeRequest, PerceptionError, VisionLanguageModel, VLMAnswer
 from embodied_r.perception.backends.images import jpeg_data_uri
 from embodied_r.perception.config import PerceptionConfig
+from embodied_r.redaction import redact_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -46,12 +52,12 @@ class OpenAIBackend(VisionLanguageModel):
     name = "openai"
 
     def __init__(self, cfg: PerceptionConfig) -> None:
-        from openai import OpenAI
-
         self.cfg = cfg
+        api_key = resolve_api_key(cfg)
+        self._secrets = (api_key,)
         # The SDK client is thread-safe (one httpx connection pool shared by the worker threads).
-        self._client = OpenAI(
-            api_key=resolve_api_key(cfg),
+        self._client = openai.OpenAI(
+            api_key=api_key,
             base_url=cfg.base_url,
             timeout=cfg.timeout_s,
             max_retries=cfg.max_retries,
@@ -66,9 +72,13 @@ class OpenAIBackend(VisionLanguageModel):
         kwargs: dict = {"temperature": self.cfg.temperature, "max_tokens": self.cfg.max_tokens}
         if self.cfg.top_p is not None:
             kwargs["top_p"] = self.cfg.top_p
-        response = self._client.chat.completions.create(
-            model=self.cfg.model, messages=[{"role": "user", "content": content}], **kwargs
-        )
+        try:
+            response = self._client.chat.completions.create(
+                model=self.cfg.model, messages=[{"role": "user", "content": content}], **kwargs
+            )
+        except openai.APIError as exc:
+            # from None: the SDK's exception text may echo the key, and a chained traceback would print it.
+            raise PerceptionError(f"{request.video_id} k={request.k}: {self.error_text(exc)}") from None
         if not response.choices:
             raise PerceptionError(f"{request.video_id} k={request.k}: the server returned no choices")
         text = response.choices[0].message.content
@@ -80,6 +90,10 @@ class OpenAIBackend(VisionLanguageModel):
             prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
             completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
         )
+
+    def error_text(self, exc: BaseException) -> str:
+        """``"<ErrorType>: <message>"`` with the API key and anything shaped like a credential redacted."""
+        return redact_secrets(f"{type(exc).__name__}: {exc}", known_secrets=self._secrets)
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
