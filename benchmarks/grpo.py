@@ -14,6 +14,10 @@ and the ratios: overhead (a')/(b), target ≤ 1.05; speed-up (b)/(a) from sharin
 the time of a step whose groups all had equal rewards (its forward and backward skipped: zero advantages) over a
 step that trained.
 
+Each ratio is also computed per round (the two variants of a round ran back to back, so a load on the shared
+machine touches both) and given with a 95% bootstrap interval over the rounds: with a handful of steps a ratio's
+point estimate cannot tell 1.05 from 1.19; the interval says whether it can. Use ``--rounds`` ≥ 5.
+
     .venv/bin/python benchmarks/grpo.py --model DIR --rows data/training_set/train.jsonl   # real prompts
 
     .venv/bin/python benchmarks/grpo.py                       # the tiny offline test model
@@ -24,9 +28,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
+import random
 import statistics
-import sys
 import tempfile
 import time
 import warnings
@@ -39,13 +44,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from transformers import TrainerCallback
 
+from embodied_r.models.tiny import build_tiny_lm, write_tiny_rows
 from embodied_r.rewards import RewardSchedule, make_accuracy_reward, make_format_reward
 from embodied_r.training.config import GrpoTrainingConfig
 from embodied_r.training.grpo import grpo_args, load_rows, load_tokenizer, train_grpo
 from embodied_r.training.schedule import weights_for
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "training"))
-from conftest import build_tiny_lm, write_tiny_rows
 
 NAMES = ["format", "accuracy"]
 
@@ -129,7 +132,22 @@ def run_bare(model: Path, rows: Path, out: Path, cfg: GrpoTrainingConfig) -> lis
     return clock.step_times()
 
 
-def main() -> int:
+def ratio_interval(
+    numerator: list[list[float]], denominator: list[list[float]], samples: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
+    """Median of the per-round ratios ``median(numerator[r]) / median(denominator[r])`` and a 95% percentile
+    bootstrap interval of it, resampling rounds. Rounds with no measured step are left out."""
+    ratios = [
+        statistics.median(a) / statistics.median(b) for a, b in zip(numerator, denominator, strict=True) if a and b
+    ]
+    if not ratios:
+        return math.nan, math.nan, math.nan
+    rng = random.Random(seed)
+    boot = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(samples))
+    return statistics.median(ratios), boot[int(0.025 * samples)], boot[int(0.975 * samples) - 1]
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, help="local HF model folder (default: the tiny test model)")
     parser.add_argument("--rows", type=Path, help="TrainingRow JSONL (default: 16 tiny rows with short prompts)")
@@ -143,7 +161,7 @@ def main() -> int:
     parser.add_argument("--no-mlflow", action="store_true", help="run the project's training without MLflow")
     parser.add_argument("--beta", type=float, default=0.001, help="KL coefficient (paper 0.001; 0: flat steps skip)")
     parser.add_argument("--project-only", action="store_true", help="time the project's shared-prompt run only")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore")
 
@@ -172,6 +190,7 @@ def main() -> int:
 
         variants = ["project", "project, TRL passes", "bare"]
         times: dict[str, list[float]] = {name: [] for name in variants}
+        per_round: dict[str, list[list[float]]] = {name: [] for name in variants}
         run_variants = variants[:1] if args.project_only else variants
         flat_times: list[float] = []  # the project's steps that skipped their passes (every advantage 0)
         trained_times: list[float] = []
@@ -180,16 +199,18 @@ def main() -> int:
             for name in order:
                 out = tmp / f"{name.replace(', ', '-').replace(' ', '_')}-{r}"
                 if name == "bare":
-                    times[name] += run_bare(model, rows, out, cfg)
+                    step_times = run_bare(model, rows, out, cfg)
                 else:
                     run_id = None if args.no_mlflow else client.create_run(experiment).info.run_id
                     variant = cfg.model_copy(update={"shared_prompt": name == "project"})
                     clock = StepClock()
-                    times[name] += run_project(model, rows, out, variant, run_id, clock)
+                    step_times = run_project(model, rows, out, variant, run_id, clock)
                     if name == "project":
                         flat, trained = clock.split_by_flatness()
                         flat_times += flat
                         trained_times += trained
+                times[name] += step_times
+                per_round[name].append(step_times)
                 print(f"round {r + 1}/{args.rounds} {name}: {statistics.median(times[name]):.4f} s/step so far")
         mlflow.set_tracking_uri(None)
 
@@ -207,6 +228,10 @@ def main() -> int:
         print(f"bare TRL GRPOTrainer:             {bare:.4f} s/step (median)")
         print(f"overhead: project with TRL's passes / bare = {trl_passes / bare:.3f} (target ≤ 1.05)")
         print(f"speed-up of the shared prompt: bare / project = {bare / project:.2f}x")
+        mid, low, high = ratio_interval(per_round["project, TRL passes"], per_round["bare"])
+        print(f"overhead per round: median {mid:.3f}, 95% interval [{low:.3f}, {high:.3f}] over {args.rounds} rounds")
+        mid, low, high = ratio_interval(per_round["bare"], per_round["project"])
+        print(f"speed-up per round: median {mid:.2f}x, 95% interval [{low:.2f}, {high:.2f}] over {args.rounds} rounds")
     if flat_times and trained_times:
         flat, trained = statistics.median(flat_times), statistics.median(trained_times)
         share = len(flat_times) / (len(flat_times) + len(trained_times))

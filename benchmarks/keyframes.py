@@ -29,14 +29,15 @@ from embodied_r.keyframes.synthetic import pan, random_texture, static, write_vi
 SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm"}
 
 
-def make_videos(root: Path, n: int, seed: int = 0) -> list[Path]:
-    """``n`` synthetic 640x480 30 fps videos of 20-40 s: static, slow/fast pans and rotations."""
+def make_videos(root: Path, n: int, seed: int = 0, seconds: int | None = None) -> list[Path]:
+    """``n`` synthetic 640x480 30 fps videos of 20-40 s (or ``seconds`` each): static, slow/fast pans, rotations."""
     rng = np.random.default_rng(seed)
     texture = random_texture(4000, 2400, seed=seed)
     paths = []
     for i in range(n):
-        seconds = int(rng.integers(20, 41))
-        frames = seconds * 30
+        drawn = int(rng.integers(20, 41))  # drawn either way: the videos' motions do not depend on ``seconds``
+        length = seconds or drawn
+        frames = length * 30
         kind = i % 4
         if kind == 0:
             motion, label = static(2000, 1200), "static"
@@ -49,7 +50,7 @@ def make_videos(root: Path, n: int, seed: int = 0) -> list[Path]:
         else:
             turn = float(rng.uniform(0.2, 0.8))
             motion, label = pan(0.5, cx=800, cy=1200, angle_per_frame=turn), f"rotate{turn:.1f}"
-        path = root / f"bench_{i:02d}_{label}_{seconds}s.mp4"
+        path = root / f"bench_{i:02d}_{label}_{length}s.mp4"
         write_video(path, motion, frames=frames, fps=30.0, size=(640, 480), texture=texture)
         paths.append(path)
     return paths
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--videos", type=Path, help="directory of videos (default: generate synthetic ones)")
     parser.add_argument("--n", type=int, default=10, help="number of videos (generated, or the first N of DIR)")
     parser.add_argument("--repeat", type=int, default=2, help="runs per video and approach; the fastest counts")
+    parser.add_argument("--seconds", type=int, default=None, help="length of each generated video (default 20-40 s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     cfg = KeyframesConfig()
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="kf-bench-") as tmp:
         if args.videos is None:
             t0 = time.perf_counter()
-            paths = make_videos(Path(tmp), args.n)
+            paths = make_videos(Path(tmp), args.n, seconds=args.seconds)
             print(f"generated {len(paths)} synthetic videos in {time.perf_counter() - t0:.1f}s ({tmp})")
         else:
             paths = sorted(p for p in args.videos.iterdir() if p.suffix.lower() in SUFFIXES)[: args.n]

@@ -176,6 +176,9 @@ def main() -> int:
     )
     parser.add_argument("--train-limit", type=int, default=0, help="train on the first N training rows only")
     parser.add_argument("--score-train", action="store_true", help="also score each model on its training rows")
+    parser.add_argument("--work", default=str(ROOT / ".cache" / "learning"), help="where models are trained and kept")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "learning.jsonl"), help="appends a record")
+    parser.add_argument("--keep-dir", default=None, help="where test completions are kept (default .cache/evaluation)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
@@ -208,7 +211,8 @@ def main() -> int:
     }  # fmt: skip
     print(f"{args.tag or 'recipe'}: {len(train_rows)} train rows, {len(test_rows)} test rows; {overrides}", flush=True)
 
-    work = ROOT / ".cache" / "learning"
+    work = Path(args.work)
+    keep = Path(args.keep_dir) if args.keep_dir else None
     subset = short_hash(json.dumps([args.categories, args.train_categories, args.train_limit]))
     train_path = work / f"train-{subset}.jsonl"
     write_jsonl(train_path, train_rows)
@@ -225,9 +229,9 @@ def main() -> int:
             train_supervised(base, examples, out, cs, purpose="cold_start")
         model = str(out / "final")
         record["cold_start_s"] = round(time.perf_counter() - started, 1)
-        scores["warm"] = score(model, test_rows, params, "warm")
+        scores["warm"] = score(model, test_rows, params, "warm", keep)
         if args.score_train:
-            scores["warm_train"] = score(model, train_rows, params, "warm@train")
+            scores["warm_train"] = score(model, train_rows, params, "warm@train", keep)
 
     if args.sft:
         from embodied_r.training.traces import reasoning_trace_examples
@@ -238,7 +242,7 @@ def main() -> int:
         if not (out / "final").is_dir():
             train_supervised(base, reasoning_trace_examples(train_rows, sft.answer), out, sft, purpose="sft")
         record["sft_s"] = round(time.perf_counter() - started, 1)
-        scores["sft"] = score(str(out / "final"), test_rows, params, "sft")
+        scores["sft"] = score(str(out / "final"), test_rows, params, "sft", keep)
 
     if not args.no_grpo:
         out = work / f"grpo-{short_hash(json.dumps([record['overrides'], args.tag, time.time()]))}"
@@ -259,9 +263,9 @@ def main() -> int:
              "letter_entropy/answered", "flat_batch_skipped"),  # entropy: over the steps that trained
         )  # fmt: skip
         print(f"  by quarter of the run: {record['grpo_by_quarter']}", flush=True)
-        scores["grpo"] = score(outcome.final_model_path, test_rows, params, "grpo")
+        scores["grpo"] = score(outcome.final_model_path, test_rows, params, "grpo", keep)
         if args.score_train:
-            scores["grpo_train"] = score(outcome.final_model_path, train_rows, params, "grpo@train")
+            scores["grpo_train"] = score(outcome.final_model_path, train_rows, params, "grpo@train", keep)
         if "warm" in scores:
             trained = set(args.train_categories.split(",")) if args.train_categories else set()
             paired = compare(scores["warm"], scores["grpo"], trained, n=params.evaluation.bootstrap_samples,
@@ -275,7 +279,7 @@ def main() -> int:
                 print(describe_subset(name, entry), flush=True)
 
     record.update({label: summary(result) for label, result in scores.items()})
-    append_jsonl(ROOT / "benchmarks" / "out" / "learning.jsonl", record)
+    append_jsonl(Path(args.out), record)
     return 0
 
 

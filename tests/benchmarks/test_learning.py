@@ -39,8 +39,7 @@ def test_log_history_keeps_only_training_logs() -> None:
 def learnability_run(tmp_path, monkeypatch):
     """Runs ``benchmarks/learnability.py`` on a tiny model and rows with extra arguments; returns the records."""
     from benchmarks import learnability
-    from embodied_r.models.tiny import build_tiny_lm
-    from tests.training.conftest import write_tiny_rows
+    from embodied_r.models.tiny import build_tiny_lm, write_tiny_rows
 
     data = tmp_path / "training_set"
     data.mkdir()
@@ -141,9 +140,8 @@ def test_learnability_stopped_early_keeps_its_curve(learnability_run, monkeypatc
 
 def test_letter_probe_separates_a_letter_bias_from_knowing_the_answer(tmp_path) -> None:
     from benchmarks.letters import letter_distributions, summarise
-    from embodied_r.models.tiny import build_tiny_lm
+    from embodied_r.models.tiny import build_tiny_lm, write_tiny_rows
     from embodied_r.training.dataset import read_training_rows
-    from tests.training.conftest import write_tiny_rows
 
     rows = read_training_rows(write_tiny_rows(tmp_path / "test.jsonl", n=8, split="test"))  # answers A B C D A …
     bias = [{"A": 0.7, "B": 0.1, "C": 0.1, "D": 0.1}] * 8  # the same leaning on every question
@@ -184,8 +182,7 @@ def test_rollout_group_stats_count_only_groups_with_differing_rewards_as_signal(
 
 def test_rollouts_sample_groups_of_a_real_model_and_append_a_record_per_temperature(tmp_path, monkeypatch) -> None:
     from benchmarks import rollouts
-    from embodied_r.models.tiny import build_tiny_lm
-    from tests.training.conftest import write_tiny_rows
+    from embodied_r.models.tiny import build_tiny_lm, write_tiny_rows
 
     write_tiny_rows(tmp_path / "train.jsonl", n=3)
     model = build_tiny_lm(tmp_path / "lm")
@@ -204,7 +201,7 @@ def test_rollouts_sample_groups_of_a_real_model_and_append_a_record_per_temperat
 
 def test_rollouts_reject_a_folder_that_is_no_model(tmp_path, monkeypatch) -> None:
     from benchmarks import rollouts
-    from tests.training.conftest import write_tiny_rows
+    from embodied_r.models.tiny import write_tiny_rows
 
     write_tiny_rows(tmp_path / "train.jsonl", n=2)
     monkeypatch.setattr(sys, "argv", ["rollouts", str(tmp_path), "--rows", str(tmp_path / "train.jsonl")])
@@ -250,9 +247,8 @@ def test_learning_runs_a_recipe_and_reuses_the_warm_start_and_its_score(tmp_path
     the trained / held-out subsets in the record; a second recipe reuses the cold start and reads its completions
     back."""
     from benchmarks import learning
-    from embodied_r.models.tiny import build_tiny_lm
+    from embodied_r.models.tiny import build_tiny_lm, write_tiny_rows
     from embodied_r.training.dataset import read_training_rows
-    from tests.training.conftest import write_tiny_rows
 
     data = tmp_path / "data"
     (data / "training_set").mkdir(parents=True)
@@ -298,9 +294,8 @@ def test_learning_runs_a_recipe_and_reuses_the_warm_start_and_its_score(tmp_path
 
 def test_paired_scores_two_models_on_the_same_questions_and_appends_a_record(tmp_path) -> None:
     from benchmarks import paired
-    from embodied_r.models.tiny import build_tiny_lm
+    from embodied_r.models.tiny import build_tiny_lm, write_tiny_rows
     from embodied_r.training.dataset import read_training_rows
-    from tests.training.conftest import write_tiny_rows
 
     (tmp_path / "data" / "training_set").mkdir(parents=True)
     rows = write_tiny_rows(tmp_path / "data" / "training_set" / "test.jsonl", n=4, split="test")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from embodied_r.models.tiny import write_tiny_rows
 from embodied_r.training.dataset import read_training_rows
-from tests.training.conftest import write_tiny_rows
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import pytest
 from embodied_r.evaluation import generate as gen
 from embodied_r.evaluation.generate import evaluate_model
 from embodied_r.evaluation.kept import KeptGeneration, append_kept, generations_path, model_fingerprint, read_kept
+from embodied_r.models.tiny import write_tiny_rows
 from embodied_r.training.dataset import read_training_rows
-from tests.training.conftest import write_tiny_rows
 
 SETTINGS = {"max_new_tokens": 6, "batch_size": 2, "progress": False}
 

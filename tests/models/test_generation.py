@@ -10,8 +10,8 @@ import torch
 
 from embodied_r.evaluation.generate import generate_completions
 from embodied_r.models.generation import load_for_generation, sample_answer_groups, sample_completion_groups
+from embodied_r.models.tiny import write_tiny_rows
 from embodied_r.training.dataset import read_training_rows
-from tests.training.conftest import write_tiny_rows
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from embodied_r.evaluation import generate as gen
 from embodied_r.evaluation.generate import generate_completions
+from embodied_r.models.tiny import write_tiny_rows
 from embodied_r.training.common_prefix import (
     batch_prefix_length,
     common_prefix_length,
@@ -20,7 +21,6 @@ from embodied_r.training.common_prefix import (
     prefill,
 )
 from embodied_r.training.dataset import read_training_rows
-from tests.training.conftest import write_tiny_rows
 
 PREFIX = list(range(5, 45))  # 40 shared tokens
 

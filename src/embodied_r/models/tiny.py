@@ -4,6 +4,9 @@
 32 and a byte-level BPE tokenizer trained on a few sentences, so any text round-trips; the reasoning tags are added
 tokens, so the random model can emit ``<think>`` etc. as single tokens and the format reward is reachable. Built
 deterministically (fixed corpus, seed 0): the same folder bytes every time.
+
+:func:`write_tiny_rows` writes training rows this model can be trained on, for the tests and the benchmarks'
+smoke runs (``benchmarks/`` import the library, never the tests).
 """
 
 from __future__ import annotations
@@ -65,3 +68,36 @@ def build_tiny_lm(out: Path) -> Path:
     torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(out)
     return out
+
+
+def write_tiny_rows(path: Path, n: int = 8, split: str = "train") -> Path:
+    """Write ``n`` rows of the :class:`~embodied_r.training.rows.TrainingRow` contract as JSONL to ``path``.
+
+    Short four-option questions over the tiny model's corpus, answers cycling A-D, two scenes.
+    """
+    import json
+
+    from embodied_r.training.rows import TrainingRow
+
+    rows = []
+    for i in range(n):
+        question = f"Question: which object is closer? A. chair B. table C. door D. lamp ({i})"
+        rows.append(
+            TrainingRow(
+                question_id=f"q{i}",
+                prompt=[
+                    {"role": "system", "content": "Think in <think> </think>, answer in <answer> </answer>."},
+                    {"role": "user", "content": f"Frame 0: Observe: a red chair to the left. {question}"},
+                ],
+                solution="ABCD"[i % 4],
+                question=question,
+                choices=["A", "B", "C", "D"],
+                category="object_rel_distance",
+                data_source="synthetic",
+                scene_name=f"scene{i % 2}",
+                split=split,
+                prompt_tokens=40,
+            )
+        )
+    path.write_text("".join(json.dumps(r.model_dump()) + "\n" for r in rows))
+    return path
