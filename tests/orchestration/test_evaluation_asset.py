@@ -94,8 +94,12 @@ def test_evaluation_results_and_promotion(tiny_pipeline):
     assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
     assert client.get_model_version(name, "2").tags["embodied_r.decision"] == "rejected"
 
-    # By hand: promote v2, then roll back to v1 (the CLI commands a user runs).
-    assert main(["--root", str(tiny_project), "registry", "promote", "2", "--reason", "manual test"]) == 0
+    lo_1, hi_1 = json.loads(client.get_model_version(name, "1").tags["embodied_r.pooled_accuracy_ci95"])
+    assert [lo_1, hi_1] == results["aggregate"]["pooled_accuracy_ci95"], "the interval `registry promote` shows"
+
+    # By hand: promote v2 (no better than v1: it needs --force), then roll back to v1 (the CLI commands a user runs).
+    assert main(["--root", str(tiny_project), "registry", "promote", "2", "--reason", "manual test"]) == 1
+    assert main(["--root", str(tiny_project), "registry", "promote", "2", "--reason", "manual test", "--force"]) == 0
     assert str(client.get_model_version_by_alias(name, "champion").version) == "2"
     assert main(["--root", str(tiny_project), "registry", "rollback", "--reason", "back"]) == 0
     assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
