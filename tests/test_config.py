@@ -4,6 +4,7 @@ import pytest
 import yaml
 
 from embodied_r.config import KeyframesConfig, Params, ParamsError, load_params, parse_params
+from embodied_r.vocabulary import TASK_CATEGORIES
 from tests.conftest import PROJECT_ROOT
 
 
@@ -55,7 +56,7 @@ def test_cross_field_checks():
         parse_params({"split": {"ratios": [0.5, 0.5, 0.5]}})
     with pytest.raises(ParamsError, match=r"needs data\.annotations"):
         parse_params({"data": {"source": "vsibench"}})
-    with pytest.raises(ParamsError, match="unknown categories"):
+    with pytest.raises(ParamsError, match=r"synthetic\.categories: unknown task categories 'telepathy'"):
         parse_params({"synthetic": {"categories": ["telepathy"]}})
     several = {"dynamic_sampling": 2, "launcher": "torchrun", "nproc_per_node": 2}
     with pytest.raises(ParamsError, match=r"grpo: .*set grpo\.dynamic_sampling: 0, or nproc_per_node: 1"):
@@ -83,3 +84,119 @@ def test_overrides_use_dotted_keys(tmp_path: Path):
     path.write_text(yaml.safe_dump({"synthetic": {"scenes": 3}}))
     params = load_params(path, overrides={"synthetic.scenes": 5, "split.seed": 9})
     assert params.synthetic.scenes == 5 and params.split.seed == 9
+
+
+# --------------------------------------------------------------------------- what validates but cannot run
+
+REAL = {"annotations": "MCQ.parquet", "videos_dir": "videos"}
+VLM = {"backend": "openai", "model": "Qwen/Qwen2.5-VL-72B-Instruct"}
+URBAN = ["landmark_position", "counterfactual", "progress_evaluation", "action_generation"]
+
+
+def _write(tmp_path: Path, data: dict) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_a_misspelt_data_category_is_refused_naming_key_value_suggestion_and_valid_names(tmp_path: Path):
+    # Before: accepted; ingest then kept 0 questions of it (of all, when it was the only one).
+    path = _write(tmp_path, {"data": {"categories": ["action_generation", "landmark_postion"]}})
+    with pytest.raises(ParamsError) as err:
+        load_params(path)
+    msg = str(err.value)
+    assert "params.yaml" in msg and "data.categories: unknown task categories 'landmark_postion'" in msg
+    assert "did you mean 'landmark_position'?" in msg
+    assert "valid for data.source 'embedded'" in msg and "route_planning" in msg, "the valid names are listed"
+    assert "Traceback" not in msg and msg.count("\n") == 1, "one line per error"
+
+
+def test_the_official_spelling_of_a_category_suggests_the_projects_name():
+    with pytest.raises(ParamsError, match=r"'Landmark Position' \(did you mean 'landmark_position'\?\)"):
+        parse_params({"data": {"categories": ["Landmark Position"]}})
+
+
+def test_categories_are_checked_against_the_chosen_source():
+    urban = {"source": "urbanvideo", **REAL, "categories": URBAN}
+    assert parse_params({"data": urban, "perception": VLM, "training_set": {"categories": URBAN}}).data.kinds == (
+        "urbanvideo",
+    )
+    with pytest.raises(ParamsError, match=r"data\.categories: task categories 'route_planning' \(a VSI-Bench "
+                       r"category\) are not in data\.source 'urbanvideo' \(UrbanVideo-Bench\); valid for it: "
+                       r"landmark_position, counterfactual, progress_evaluation, action_generation"):  # fmt: skip
+        parse_params({"data": {**urban, "categories": [*URBAN, "route_planning"]}, "perception": VLM})
+    # the numeric VSI tasks are VSI-Bench's
+    vsi = {"source": "vsibench", **REAL, "categories": ["route_planning", "object_counting"]}
+    assert parse_params({"data": vsi, "perception": VLM, "training_set": {"categories": ["route_planning"]}})
+    with pytest.raises(ParamsError, match=r"data\.categories: .*'object_countng' \(did you mean 'object_counting'"):
+        parse_params({"data": {**vsi, "categories": ["object_countng"]}, "perception": VLM})
+
+
+def test_training_set_categories_are_checked_against_the_source_and_the_ingested_ones():
+    urban = {"source": "urbanvideo", **REAL, "categories": URBAN}
+    with pytest.raises(ParamsError, match=r"training_set\.categories: unknown task categories 'route_plannig' "
+                       r"\(did you mean 'route_planning'\?\)"):  # fmt: skip
+        parse_params({"training_set": {"categories": ["route_plannig"]}})
+    with pytest.raises(
+        ParamsError,
+        match=r"  - training_set\.categories: task categories 'object_rel_direction' \(a VSI-Bench category\)"
+        r".* are not in data\.source 'urbanvideo'",
+    ):
+        parse_params({"data": urban, "perception": VLM})  # the default training_set.categories: the paper's eight
+    with pytest.raises(ParamsError, match=r"training_set\.categories: none of \['counterfactual'\] is in "
+                       r"data\.categories"):  # fmt: skip
+        parse_params({"data": {**urban, "categories": ["landmark_position"]}, "perception": VLM,
+                      "training_set": {"categories": ["counterfactual"]}})  # fmt: skip
+
+
+def test_the_embedded_world_must_generate_one_of_the_ingested_categories():
+    with pytest.raises(ParamsError, match=r"data\.categories: none of \['route_planning'\] is generated by the "
+                       r"embedded world \(synthetic\.categories: \['landmark_position'\]\)"):  # fmt: skip
+        parse_params({"synthetic": {"categories": ["landmark_position"]}, "data": {"categories": ["route_planning"]},
+                      "training_set": {"categories": ["route_planning"]}})  # fmt: skip
+
+
+def test_the_oracle_backend_is_refused_with_real_data(tmp_path: Path):
+    # Before: accepted; the oracle then had no ground truth to describe the real videos from.
+    path = _write(tmp_path, {"data": {"source": "urbanvideo", **REAL, "categories": URBAN},
+                             "training_set": {"categories": URBAN}})  # fmt: skip
+    with pytest.raises(ParamsError) as err:
+        load_params(path)
+    msg = str(err.value)
+    assert "  - perception.backend: 'oracle' describes the embedded world" in msg
+    assert "valid backends: oracle, openai, transformers" in msg and "data.source 'urbanvideo'" in msg
+
+
+TWO = [{"kind": "urbanvideo", "annotations": "u/MCQ.parquet", "videos_dir": "u/videos"},
+       {"kind": "vsibench", "annotations": "v/test.parquet", "videos_dir": "v"}]  # fmt: skip
+
+
+def test_several_sources_in_one_run():
+    p = parse_params({"data": {"source": None, "sources": TWO}, "perception": VLM})
+    assert p.data.kinds == ("urbanvideo", "vsibench") and p.data.label == "urbanvideo+vsibench"
+    assert [s.kind for s in p.data.source_list()] == ["urbanvideo", "vsibench"]
+    assert p.data.categories == TASK_CATEGORIES, "the paper's eight are valid for the two together"
+    # source left out: the default 'embedded' is not a second form
+    assert parse_params({"data": {"sources": TWO}, "perception": VLM}).data.source is None
+
+
+def test_the_single_source_form_still_works_and_becomes_one_entry():
+    p = parse_params({"data": {"source": "vsibench", "annotations": "t.parquet", "videos_dir": "v",
+                               "categories": ["route_planning"]},
+                      "training_set": {"categories": ["route_planning"]}, "perception": VLM})  # fmt: skip
+    (entry,) = p.data.source_list()
+    assert (entry.kind, entry.annotations, entry.videos_dir, p.data.label) == ("vsibench", "t.parquet", "v", "vsibench")
+    assert Params().data.source_list() == () and Params().data.label == "embedded"
+
+
+def test_exactly_one_form_of_data_sources():
+    with pytest.raises(ParamsError, match=r"data\.sources \(several sources\) and data\.source, data\.annotations "
+                       r"\(one source\) are both set"):  # fmt: skip
+        parse_params({"data": {"source": "urbanvideo", "annotations": "a", "sources": TWO}, "perception": VLM})
+    with pytest.raises(ParamsError, match=r"data\.source is null and data\.sources is empty"):
+        parse_params({"data": {"source": None}})
+    with pytest.raises(ParamsError, match=r"data\.sources lists kind 'vsibench' more than once"):
+        parse_params({"data": {"source": None, "sources": [TWO[1], TWO[1]]}, "perception": VLM})
+    with pytest.raises(ParamsError, match=r"data\.sources\.0\.kind: Input should be 'official', 'urbanvideo' or "
+                       r"'vsibench'"):  # fmt: skip
+        parse_params({"data": {"source": None, "sources": [{**TWO[0], "kind": "embedded"}]}, "perception": VLM})

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from embodied_r.cli import main
-from embodied_r.config import ParamsError
+from embodied_r.config import ParamsError, load_params
 from embodied_r.profiles import apply_profile, available_profiles, deep_merge, profile_params
 from embodied_r.vocabulary import TASK_CATEGORIES
 from tests.conftest import PROJECT_ROOT
@@ -46,6 +46,9 @@ def test_paper_profile_is_the_papers_recipe():
     assert [s.weights for s in p.rewards.schedule.stages] == [(7, 3, 0), (3, 7, 0), (1, 7, 2)]
     assert p.rewards.accuracy_mode == "answer_tag" and p.sft.answer == "letter" and p.evaluation.judge_consistency
     assert set(p.data.categories) == set(p.training_set.categories) == set(TASK_CATEGORIES)  # the paper's eight
+    # both benchmarks in one run, as the paper trains and tests
+    assert p.data.source is None and [s.kind for s in p.data.source_list()] == ["urbanvideo", "vsibench"]
+    assert p.data.sources[0].annotations.endswith("MCQ.parquet") and p.perception.backend == "openai"
     assert p.split.ratios == (0.75, 0.05, 0.20)
 
 
@@ -118,5 +121,11 @@ def test_cli_lists_and_applies(project, capsys):
     listing = capsys.readouterr().out
     assert "cpu-long" in listing and "paper" in listing
     assert main(["--root", str(project), "profile", "paper"]) == 0
-    assert yaml.safe_load((project / "params.yaml").read_text())["lm"]["base"] == "Qwen/Qwen2.5-3B-Instruct"
+    applied = yaml.safe_load((project / "params.yaml").read_text())
+    assert applied["lm"]["base"] == "Qwen/Qwen2.5-3B-Instruct"
+    assert applied["data"]["source"] is None and [s["kind"] for s in applied["data"]["sources"]] == [
+        "urbanvideo", "vsibench",
+    ]  # fmt: skip
+    assert load_params(project / "params.yaml").data.label == "urbanvideo+vsibench", "the written file is valid"
+    assert "\n  - kind: urbanvideo\n" in (project / "params.yaml").read_text(), "one source a block, not one long line"
     assert main(["--root", str(project), "profile", "tiny"]) == 2, "stacking is refused with exit code 2"

@@ -40,6 +40,7 @@ def _metrics_row(agg: dict) -> dict:
     row["pooled_accuracy_ci95"] = agg.get("pooled_accuracy_ci95")
     row["consistency_rate"] = agg.get("consistency_rate")
     row["per_category"] = {c: v["accuracy"] for c, v in agg.get("per_category", {}).items()}
+    row["per_source"] = agg.get("per_source")  # each benchmark's accuracy and 95% CI (UrbanVideo-Bench, VSI-Bench)
     return row
 
 
@@ -150,7 +151,6 @@ def evaluation_results(
         checks_passed=not failed_checks,
         failed_checks=failed_checks,
         margin=ev.promotion_margin,
-        pooled_accuracy_ci95=results[GRPO].get("pooled_accuracy_ci95"),  # shown by `registry promote`
     )
     context.log.info("promotion: %s", decision.reason)
 

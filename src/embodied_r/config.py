@@ -14,16 +14,37 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from embodied_r.rewards import RewardsConfig
 from embodied_r.training.config import GrpoTrainingConfig
 from embodied_r.training.supervised import ColdStartConfig, SFTConfig
-from embodied_r.vocabulary import TASK_CATEGORIES, VSI_NUMERIC_CATEGORIES
+from embodied_r.vocabulary import (
+    SOURCE_CATEGORIES,
+    SOURCE_NAMES,
+    SYNTHETIC_CATEGORIES,
+    TASK_CATEGORIES,
+    VSI_NUMERIC_CATEGORIES,
+    source_categories,
+    unknown_categories_message,
+)
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_category_list(value: tuple[str, ...], valid: tuple[str, ...], what: str) -> tuple[str, ...]:
+    """A category list that is non-empty, names each category once and only names categories of ``valid``."""
+    if not value:
+        raise ValueError("must name at least one task category")
+    twice = sorted(c for c, n in Counter(value).items() if n > 1)
+    if twice:
+        raise ValueError(f"categories listed twice: {twice}")
+    message = unknown_categories_message(value, valid, what=what)
+    if message:
+        raise ValueError(message)
+    return value
 
 
 class SyntheticConfig(_Section):
@@ -43,34 +64,110 @@ class SyntheticConfig(_Section):
     objects_per_scene: tuple[int, int] = Field((6, 10), description="Inclusive range of objects per scene.")
     categories: tuple[str, ...] = Field(TASK_CATEGORIES, description="Task categories to generate.")
 
+    @field_validator("categories")
+    @classmethod
+    def _known_categories(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_category_list(value, SYNTHETIC_CATEGORIES, SOURCE_NAMES["embedded"])
+
     @model_validator(mode="after")
     def _check(self) -> SyntheticConfig:
         lo, hi = self.objects_per_scene
         if not 2 <= lo <= hi <= 40:
             raise ValueError(f"objects_per_scene must satisfy 2 <= low <= high <= 40, got {self.objects_per_scene}")
-        unknown = sorted(set(self.categories) - set(TASK_CATEGORIES))
-        if unknown:
-            raise ValueError(f"unknown categories {unknown}; allowed: {list(TASK_CATEGORIES)}")
         return self
 
 
-class DataConfig(_Section):
-    """Which dataset to ingest and which of its questions to keep."""
+#: The real benchmarks' file formats (``data.source`` or a ``data.sources`` entry's ``kind``).
+SourceKind = Literal["official", "urbanvideo", "vsibench"]
 
-    source: Literal["embedded", "official", "urbanvideo", "vsibench"] = "embedded"
+
+class SourceConfig(_Section):
+    """One benchmark of a multi-source run (an entry of ``data.sources``)."""
+
+    kind: SourceKind = Field(description="official (intermediate JSON) | urbanvideo (MCQ.parquet) | vsibench.")
+    annotations: str = Field(min_length=1, description="The kind's annotations file (JSON or parquet).")
+    videos_dir: str = Field(min_length=1, description="Its videos folder (VSI-Bench: per-dataset folders or zips).")
+
+
+class DataConfig(_Section):
+    """Which dataset to ingest and which of its questions to keep.
+
+    Two forms, exactly one of them: one source (``source`` + ``annotations`` + ``videos_dir``; ``embedded`` needs
+    no paths), or several benchmarks in one run (``source: null`` and ``sources``, a list of
+    :class:`SourceConfig`: the paper trains and tests on UrbanVideo-Bench and VSI-Bench together).
+    """
+
+    source: Literal["embedded", "official", "urbanvideo", "vsibench"] | None = "embedded"
     #: For ``official``: the intermediate JSON; ``urbanvideo``: MCQ.parquet; ``vsibench``: the parquet.
     annotations: str | None = None
     #: Folder of videos (or, for VSI-Bench, of per-source folders or zips).
     videos_dir: str | None = None
+    #: Several benchmarks in one ``raw_videos`` (with ``source: null``); split by scene within each source.
+    sources: tuple[SourceConfig, ...] = ()
     #: Task categories kept (the paper keeps eight). Numeric VSI tasks only when listed here.
     categories: tuple[str, ...] = TASK_CATEGORIES
     max_questions: int | None = Field(None, ge=1, description="Cap on questions, for quick runs.")
 
+    @field_validator("categories")
+    @classmethod
+    def _categories_of_the_source(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        # A misspelt name would keep 0 questions of it (all of them, if it is the only one): refuse it here.
+        kinds = _source_kinds(info.data.get("source"), info.data.get("sources", ()))
+        if not kinds or not {"source", "sources"} <= set(info.data):  # an invalid source: reported on its own key
+            return _check_category_list(value, source_categories(SOURCE_CATEGORIES), "any source")
+        return _check_category_list(value, source_categories(kinds), _sources_text(kinds))
+
     @model_validator(mode="after")
     def _paths_for_real_data(self) -> DataConfig:
+        single = {k: v for k, v in (("annotations", self.annotations), ("videos_dir", self.videos_dir)) if v}
+        if self.sources and "source" not in self.model_fields_set:
+            object.__setattr__(self, "source", None)  # the default "embedded" is not a second form
+        if self.sources:
+            if self.source is not None or single:
+                keys = ", ".join(f"data.{k}" for k in ("source", *single) if k != "source" or self.source)
+                raise ValueError(
+                    f"data.sources (several sources) and {keys} (one source) are both set: use one form. For "
+                    "several sources set data.source, data.annotations and data.videos_dir to null"
+                )
+            kinds = [s.kind for s in self.sources]
+            twice = sorted(k for k, n in Counter(kinds).items() if n > 1)
+            if twice:
+                raise ValueError(f"data.sources lists kind {twice[0]!r} more than once: one entry per benchmark")
+            return self
+        if self.source is None:
+            raise ValueError("data.source is null and data.sources is empty: name a source (embedded by default)")
         if self.source != "embedded" and (self.annotations is None or self.videos_dir is None):
             raise ValueError(f"data.source={self.source!r} needs data.annotations and data.videos_dir")
         return self
+
+    def source_list(self) -> tuple[SourceConfig, ...]:
+        """The real-data sources to ingest, in either form (empty for the embedded world)."""
+        if self.sources:
+            return self.sources
+        if self.source in (None, "embedded"):
+            return ()
+        return (SourceConfig(kind=self.source, annotations=self.annotations, videos_dir=self.videos_dir),)
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The source kinds of this run: ``("embedded",)``, ``("vsibench",)``, ``("urbanvideo", "vsibench")``."""
+        return _source_kinds(self.source, self.sources)
+
+    @property
+    def label(self) -> str:
+        """One name for the run's data: the source, or the kinds joined by ``+`` (``urbanvideo+vsibench``)."""
+        return "+".join(self.kinds)
+
+
+def _source_kinds(source: str | None, sources: tuple[SourceConfig, ...] | None) -> tuple[str, ...]:
+    return tuple(s.kind for s in sources) if sources else (source,) if source else ()
+
+
+def _sources_text(kinds: tuple[str, ...]) -> str:
+    """``data.source 'urbanvideo' (UrbanVideo-Bench)`` or ``data.sources urbanvideo + vsibench``, for messages."""
+    if len(kinds) == 1:
+        return f"data.source {kinds[0]!r} ({SOURCE_NAMES[kinds[0]]})"
+    return "data.sources " + " + ".join(kinds)
 
 
 class SplitConfig(_Section):
@@ -341,15 +438,8 @@ class TrainingSetConfig(BaseModel):
     @field_validator("categories")
     @classmethod
     def _known_categories(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if not value:
-            raise ValueError("categories must name at least one task category")
-        known = set(TASK_CATEGORIES) | set(VSI_NUMERIC_CATEGORIES)
-        unknown = sorted(set(value) - known)
-        if unknown:
-            raise ValueError(f"unknown task categories {unknown}; known: {sorted(known)}")
-        if len(set(value)) != len(value):
-            raise ValueError(f"categories listed twice: {sorted(c for c, n in Counter(value).items() if n > 1)}")
-        return value
+        # Against every source here; Params checks them against the run's own sources.
+        return _check_category_list(value, TASK_CATEGORIES + VSI_NUMERIC_CATEGORIES, "any source")
 
 
 class LMConfig(_Section):
@@ -458,6 +548,34 @@ class Params(_Section):
         return self
 
     @model_validator(mode="after")
+    def _runs_on_its_data(self) -> Params:
+        # What validates section by section but cannot run together: refused here, before any stage starts.
+        kinds = self.data.kinds
+        if self.perception.backend == "oracle" and kinds != ("embedded",):
+            raise ValueError(
+                f"perception.backend: 'oracle' describes the embedded world from its ground truth, but the data is "
+                f"{_sources_text(kinds)}, which has none. Set perception.backend to a VLM backend (valid backends: "
+                "oracle, openai, transformers; oracle only with data.source: embedded) and perception.model to the "
+                "VLM, e.g. Qwen/Qwen2.5-VL-72B-Instruct"
+            )
+        trained = self.training_set.categories
+        message = unknown_categories_message(trained, source_categories(kinds), what=_sources_text(kinds))
+        if message:
+            raise ValueError(f"training_set.categories: {message}")
+        if not set(trained) & set(self.data.categories):
+            raise ValueError(
+                f"training_set.categories: none of {list(trained)} is in data.categories {list(self.data.categories)}"
+                ", so there would be nothing to train on: list at least one ingested category"
+            )
+        if kinds == ("embedded",) and not set(self.data.categories) & set(self.synthetic.categories):
+            raise ValueError(
+                f"data.categories: none of {list(self.data.categories)} is generated by the embedded world "
+                f"(synthetic.categories: {list(self.synthetic.categories)}), so ingest would keep no question: "
+                "list at least one category of synthetic.categories"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _validation_follows_keyframes(self) -> Params:
         bounds = {"min_keyframes": self.keyframes.min_frames, "max_keyframes": self.keyframes.max_frames}
         unset = {k: v for k, v in bounds.items() if k not in self.validation.model_fields_set}
@@ -494,7 +612,11 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
         else:
             got = err.get("input")
             got_text = "" if isinstance(got, dict) else f" (got {got!r})"
-            lines.append(f"  - {key}: {err['msg']}{got_text}")
+            message = str(err["ctx"]["error"]) if err["type"] == "value_error" else err["msg"]
+            named = re.match(r"([a-z_]+(?:\.[a-z_]+)+): ", message) if key == "<root>" else None
+            if named:  # a check across sections names its own key first
+                key, message = named.group(1), message[named.end() :]
+            lines.append(f"  - {key}: {message}{got_text}")
     return "\n".join(lines)
 
 

@@ -96,7 +96,8 @@ def _merge_into(node: Any, changes: Mapping[str, Any]) -> None:
             _merge_into(node[key], value)
         elif isinstance(value, list):
             seq = CommentedSeq(copy.deepcopy(value))
-            seq.fa.set_flow_style()  # lists stay on one line, as params.yaml writes them
+            if not any(isinstance(item, Mapping) for item in value):  # data.sources: one entry a block
+                seq.fa.set_flow_style()  # lists stay on one line, as params.yaml writes them
             node[key] = seq
         else:
             node[key] = copy.deepcopy(value)

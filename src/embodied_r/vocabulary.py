@@ -5,7 +5,9 @@ Everything that names an action, a task category or an option letter imports it 
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
 
 #: The ten camera actions of the paper (reference §2), in the paper's wording.
 ACTIONS: tuple[str, ...] = (
@@ -52,6 +54,26 @@ VSI_NUMERIC_CATEGORIES: tuple[str, ...] = (
     "room_size_estimation",
 )
 
+#: The task categories the embedded synthetic world can generate (one generator per category: all eight).
+SYNTHETIC_CATEGORIES: tuple[str, ...] = TASK_CATEGORIES
+
+#: The category names each ``data.source`` kind can hold: what ``data.categories`` may list for it.
+#: The official Embodied-R JSON holds questions of both benchmarks.
+SOURCE_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "embedded": SYNTHETIC_CATEGORIES,
+    "urbanvideo": URBAN_CATEGORIES,
+    "vsibench": VSI_CATEGORIES + VSI_NUMERIC_CATEGORIES,
+    "official": TASK_CATEGORIES + VSI_NUMERIC_CATEGORIES,
+}
+
+#: Readable names of the sources, for messages.
+SOURCE_NAMES: dict[str, str] = {
+    "embedded": "the embedded synthetic world",
+    "urbanvideo": "UrbanVideo-Bench",
+    "vsibench": "VSI-Bench",
+    "official": "the official Embodied-R JSON",
+}
+
 #: Official UrbanVideo-Bench category names → this project's snake_case names.
 URBAN_CATEGORY_NAMES: dict[str, str] = {
     "Landmark Position": "landmark_position",
@@ -79,3 +101,64 @@ def normalize_category(name: str) -> str:
         if snake == f"object_rel_direction_{level}":
             return "object_rel_direction"
     return snake
+
+
+def source_categories(kinds: Iterable[str]) -> tuple[str, ...]:
+    """The categories the sources ``kinds`` hold together, in vocabulary order, without repeats.
+
+    >>> source_categories(["urbanvideo"])
+    ('landmark_position', 'counterfactual', 'progress_evaluation', 'action_generation')
+    """
+    seen: dict[str, None] = {}
+    for kind in kinds:
+        seen.update(dict.fromkeys(SOURCE_CATEGORIES[kind]))
+    return tuple(seen)
+
+
+def closest_category(name: str, valid: Iterable[str]) -> str | None:
+    """The valid category ``name`` was most likely meant to be, or ``None`` when none is close.
+
+    The official spelling ("Landmark Position") and small typos both find their name.
+
+    >>> closest_category("landmark_postion", TASK_CATEGORIES)
+    'landmark_position'
+    >>> closest_category("Landmark Position", TASK_CATEGORIES)
+    'landmark_position'
+    >>> closest_category("telepathy", TASK_CATEGORIES) is None
+    True
+    """
+    valid = tuple(valid)
+    normalized = normalize_category(name)
+    if normalized in valid:
+        return normalized
+    found = difflib.get_close_matches(normalized, valid, n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def unknown_categories_message(names: Iterable[str], valid: Iterable[str], *, what: str) -> str | None:
+    """``None`` when every name in ``names`` is in ``valid``; else one sentence naming each bad name with the
+    benchmark it belongs to or the closest valid name, then the valid names. ``what`` says whose names ``valid`` are.
+
+    >>> message = unknown_categories_message(["counterfactual", "landmark_postion"], URBAN_CATEGORIES, what="X")
+    >>> message.split(";")[0]
+    "unknown task categories 'landmark_postion' (did you mean 'landmark_position'?)"
+    """
+    valid = tuple(valid)
+    bad = [name for name in dict.fromkeys(names) if name not in valid]
+    if not bad:
+        return None
+    parts, misspelt = [], False
+    for name in bad:
+        owners = [SOURCE_NAMES[k] for k in ("vsibench", "urbanvideo") if name in SOURCE_CATEGORIES[k]]
+        closest = closest_category(name, valid)
+        if owners:
+            hint = f"a {owners[0]} category"
+        elif closest:
+            hint = f"did you mean {closest!r}?"
+        else:
+            hint = "no valid name is close"
+        misspelt |= not owners
+        parts.append(f"{name!r} ({hint})")
+    if misspelt:
+        return f"unknown task categories {', '.join(parts)}; valid for {what}: {', '.join(valid)}"
+    return f"task categories {', '.join(parts)} are not in {what}; valid for it: {', '.join(valid)}"

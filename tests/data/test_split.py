@@ -44,3 +44,25 @@ def test_no_scene_in_two_splits():
         by_scene.setdefault(r.scene_name, set()).add(r.split)
     assert all(len(s) == 1 for s in by_scene.values())
     assert {r.question_id for r in out} == {r.question_id for r in records}
+
+
+def _sourced(qid: str, scene: str, source: str) -> QuestionRecord:
+    return _record(qid, scene).model_copy(update={"data_source": source, "video_id": f"{source}_{scene}"})
+
+
+def test_each_source_is_split_on_its_own():
+    # a large and a small benchmark (the paper's two); the small one's scenes share names with the large one's
+    big = [_sourced(f"u{i}", f"s{i}", "urbanvideo") for i in range(40)]
+    small = [_sourced(f"v{i}", f"s{i}", "vsibench") for i in range(4)]
+    out = assign_splits(big + small, (0.75, 0.05, 0.20), seed=2)
+    for source, n in (("urbanvideo", 40), ("vsibench", 4)):
+        scenes = {r.scene_name: r.split for r in out if r.data_source == source}
+        assert scenes == split_scenes([f"s{i}" for i in range(n)], (0.75, 0.05, 0.20), seed=2), source
+        assert set(scenes.values()) == {"train", "val", "test"}, f"{source}: every split, in the shares of ratios"
+
+
+def test_one_source_is_split_as_before():
+    records = [_record(f"q{i}", f"s{i % 9}") for i in range(30)]
+    out = assign_splits(records, (0.6, 0.2, 0.2), seed=5)
+    expected = split_scenes([r.scene_name for r in records], (0.6, 0.2, 0.2), seed=5)
+    assert all(r.split == expected[r.scene_name] for r in out)

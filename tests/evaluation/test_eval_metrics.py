@@ -14,6 +14,7 @@ from embodied_r.evaluation.metrics import (
     chance_level,
     paired_difference,
     per_category_accuracy,
+    per_source_accuracy,
     pooled_accuracy,
     score_sample,
 )
@@ -123,6 +124,30 @@ def test_pooled_differs_from_mean_of_categories_when_unbalanced() -> None:
     assert agg["pooled_accuracy"] != agg["category_mean_accuracy"]
     assert agg["per_category"]["big"] == {"accuracy": 1.0, "chance": 0.25, "n": 8}
     assert agg["per_category"]["small"]["accuracy"] == 0.0
+
+
+def _from(source: str, samples: list[dict]) -> list[dict]:
+    return [{**s, "question_id": f"{source}__{s['question_id']}", "data_source": source} for s in samples]
+
+
+def test_two_benchmarks_get_per_source_accuracy_with_intervals_next_to_the_pooled_one() -> None:
+    # the paper's two benchmarks in one test set: 30 UrbanVideo questions at 80%, 10 VSI-Bench ones at 20%
+    samples = _from("urbanvideo", _samples("landmark_position", 30, 24)) + _from("vsibench", _samples("route", 10, 2))
+    agg = aggregate(samples, bootstrap_samples=500, seed=1)
+    assert agg["pooled_accuracy"] == pytest.approx(26 / 40)
+    urban, vsi = agg["per_source"]["urbanvideo"], agg["per_source"]["vsibench"]
+    assert (urban["n"], urban["accuracy"], vsi["n"], vsi["accuracy"]) == (
+        30,
+        pytest.approx(0.8),
+        10,
+        pytest.approx(0.2),
+    )
+    for part in (urban, vsi):
+        lo, hi = part["ci95"]
+        assert lo < part["accuracy"] < hi
+    assert vsi["ci95"][1] - vsi["ci95"][0] > urban["ci95"][1] - urban["ci95"][0], "fewer questions, wider interval"
+    assert per_source_accuracy(samples, bootstrap_samples=500, seed=1) == agg["per_source"], "seeded"
+    assert list(aggregate(_samples("a", 3, 1))["per_source"]) == ["synthetic"], "one source: one entry"
 
 
 def test_chance_per_category_from_number_of_choices() -> None:

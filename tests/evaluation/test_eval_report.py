@@ -59,6 +59,32 @@ def test_markdown_table_many_models_and_one_delta() -> None:
         markdown_table({"base": _agg(BASE)}, delta=("base", "sft"))
 
 
+def _two_source_agg(urban_ok: list[bool], vsi_ok: list[bool]) -> dict:
+    samples = []
+    for source, oks in (("urbanvideo", urban_ok), ("vsibench", vsi_ok)):
+        for i, ok in enumerate(oks):
+            row = make_row(f"{source}__{i}").model_copy(update={"data_source": source})
+            samples.append(score_sample("<think>t</think><answer>" + ("B" if ok else "A") + "</answer>", row))
+    return aggregate(samples, bootstrap_samples=200)
+
+
+def test_markdown_table_shows_each_source_under_the_pooled_row(tmp_path: Path) -> None:
+    base = _two_source_agg([True, False, False, False], [False, False])
+    grpo = _two_source_agg([True, True, True, False], [True, False])
+    lines = markdown_table({"base": base, "grpo": grpo}, delta=("base", "grpo")).splitlines()
+    pooled = next(i for i, line in enumerate(lines) if "pooled (Avg)" in line)
+    assert lines[pooled + 1].startswith("| pooled, urbanvideo | 4 | – | 25.0 [") and "75.0 [" in lines[pooled + 1]
+    assert lines[pooled + 1].endswith("| +50.0 |")
+    assert lines[pooled + 2].startswith("| pooled, vsibench | 2 | – | 0.0 [0.0, 0.0] | 50.0 [")
+    one = markdown_table({"trained": _agg(TRAINED)})
+    assert "pooled, " not in one, "one source: no per-source rows"
+    (tmp_path / "test.jsonl").write_text("{}\n")
+    results = build_results(grpo, model_uri="m", model_version=None, test_set_path=tmp_path / "test.jsonl",
+                            params={}, generation={}, root=tmp_path)  # fmt: skip
+    assert results["counts"]["per_source"] == {"urbanvideo": 4, "vsibench": 2}
+    assert results["aggregate"]["per_source"]["vsibench"]["accuracy"] == 0.5
+
+
 def test_markdown_table_one_model() -> None:
     table = markdown_table({"trained": _agg(TRAINED)})
     assert table.splitlines()[0] == "| category | n | chance | trained |"
@@ -87,6 +113,7 @@ def test_build_results_provenance(tmp_path: Path) -> None:
         "samples": 6,
         "numeric": 0,
         "per_category": {"object_rel_direction": 4, "route_plan": 2},
+        "per_source": {"synthetic": 6},
     }
     assert results["generation"]["max_new_tokens"] == 64
 

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from embodied_r.hashing import sha256_file
 from embodied_r.layout import RECORDS_FILE
-from embodied_r.config import Params
+from embodied_r.config import Params, SourceConfig
 from embodied_r.data.records import DatasetBuild, Exclusion, QuestionRecord, write_json, write_jsonl
 from embodied_r.data.split import assign_splits
 
@@ -39,31 +39,56 @@ class IngestSummary(BaseModel):
     videos: int
     questions: int
     per_category: dict[str, int]
+    #: Questions per benchmark (``data_source``): one entry, or one per ``data.sources`` entry.
+    per_source: dict[str, int] = {}
     per_split: dict[str, int]
     scenes_per_split: dict[str, int]
     exclusions: dict[str, int]
 
 
 def load_source(params: Params, out_dir: Path, *, progress: bool = True) -> DatasetBuild:
-    """Build the dataset named by ``params.data.source``. Video paths come back absolute."""
-    source = params.data.source
-    if source == "embedded":
+    """Build the dataset named by ``params.data`` (one source, or several). Video paths come back absolute.
+
+    With several sources (``data.sources``) every question and video id is prefixed with its source's kind
+    (``vsibench__17``, ``urbanvideo__flight1.mp4``): each benchmark numbers its questions alike, so ids would
+    collide. One source keeps its ids as they are.
+    """
+    if params.data.source == "embedded":
         from embodied_r.data.synthetic import generate_embedded_dataset
 
         build = generate_embedded_dataset(params.synthetic, out_dir, progress=progress)
         build.videos = {vid: str((out_dir / rel).resolve()) for vid, rel in build.videos.items()}
         return build
 
+    sources = params.data.source_list()
+    if len(sources) == 1:
+        return _load_one(sources[0], params, out_dir)
+    merged = DatasetBuild()
+    for source in sources:
+        build = _load_one(source, params, out_dir)
+        prefix = f"{source.kind}__"
+        merged.records += [
+            r.model_copy(update={"question_id": prefix + r.question_id, "video_id": prefix + r.video_id})
+            for r in build.records
+        ]
+        merged.videos.update({prefix + video_id: path for video_id, path in build.videos.items()})
+        merged.exclusions += build.exclusions  # items name the row of the source's own file
+        log.info("%s: %d questions over %d videos", source.kind, len(build.records), len(build.videos))
+    return merged
+
+
+def _load_one(source: SourceConfig, params: Params, out_dir: Path) -> DatasetBuild:
+    """One real benchmark, read by the adapter of its kind."""
     from embodied_r.data import adapters
 
-    annotations, videos_dir = Path(params.data.annotations or ""), Path(params.data.videos_dir or "")
-    if source == "official":
+    annotations, videos_dir = Path(source.annotations), Path(source.videos_dir)
+    if source.kind == "official":
         return adapters.load_official_json(annotations, videos_dir)
-    if source == "urbanvideo":
+    if source.kind == "urbanvideo":
         return adapters.load_urbanvideo(annotations, videos_dir)
-    if source == "vsibench":
+    if source.kind == "vsibench":
         return adapters.load_vsibench(annotations, videos_dir)
-    raise ValueError(f"data.source: unknown source {source!r}")  # unreachable: params validate it
+    raise ValueError(f"data.source: unknown source {source.kind!r}")  # unreachable: params validate it
 
 
 def select_records(
@@ -131,12 +156,15 @@ def ingest(params: Params, out_dir: Path, *, progress: bool = True) -> IngestSum
     write_jsonl(out_dir / "exclusions.jsonl", exclusions)
     write_json(out_dir / "videos.json", videos)
     summary = IngestSummary(
-        source=params.data.source,
+        source=params.data.label,
         videos=len(videos),
         questions=len(records),
         per_category=dict(sorted(Counter(r.category for r in records).items())),
+        per_source=dict(sorted(Counter(r.data_source for r in records).items())),
         per_split=dict(sorted(Counter(r.split for r in records).items())),
-        scenes_per_split=dict(sorted(Counter(s for _, s in {(r.scene_name, r.split) for r in records}).items())),
+        scenes_per_split=dict(
+            sorted(Counter(s for *_, s in {(r.data_source, r.scene_name, r.split) for r in records}).items())
+        ),
         exclusions=dict(sorted(Counter(e.reason for e in exclusions).items())),
     )
     write_json(out_dir / "summary.json", summary.model_dump())

@@ -1,7 +1,8 @@
 """Scene-level train/val/test split (reference §4).
 
-The split is by scene, so no scene appears in two splits, and seeded, so it is the same
-on every machine (the official code shuffles without a seed).
+The split is by scene, so no scene appears in two splits, seeded, so it is the same on every
+machine (the official code shuffles without a seed), and made within each source, so each
+benchmark of a multi-source run is split in the same shares.
 """
 
 from __future__ import annotations
@@ -47,6 +48,19 @@ def split_scenes(scenes: Sequence[str], ratios: Sequence[float], seed: int) -> d
 
 
 def assign_splits(records: Sequence[QuestionRecord], ratios: Sequence[float], seed: int) -> list[QuestionRecord]:
-    """Return the records with ``split`` set from their scene (see :func:`split_scenes`)."""
-    by_scene = split_scenes([r.scene_name for r in records], ratios, seed)
-    return [r.model_copy(update={"split": by_scene[r.scene_name]}) for r in records]
+    """Return the records with ``split`` set from their scene, split within each source.
+
+    Each ``data_source`` (one benchmark) has its scenes split on their own (:func:`split_scenes`), so every
+    benchmark of a multi-source run keeps the ratios in each split — a small benchmark is not left out of the
+    test split by the shuffle of a large one — and scenes of two benchmarks never share a split decision by
+    sharing a name. With one source this is the plain scene split.
+    """
+    by_source: dict[str, set[str]] = {}
+    for record in records:
+        by_source.setdefault(record.data_source, set()).add(record.scene_name)
+    assignment = {
+        (source, scene): split
+        for source, scenes in by_source.items()
+        for scene, split in split_scenes(sorted(scenes), ratios, seed).items()
+    }
+    return [r.model_copy(update={"split": assignment[(r.data_source, r.scene_name)]}) for r in records]

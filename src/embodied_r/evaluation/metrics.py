@@ -13,6 +13,10 @@ training and in the report. :func:`aggregate` turns the per-sample records into 
     number whenever categories are unbalanced; both are reported, the pooled one is the headline.
 ``per_category``
     Accuracy, sample count and chance level (mean of ``1 / number of choices``) per category.
+``per_source``
+    Per benchmark (the rows' ``data_source``: ``urbanvideo``, ``vsibench``, ``embedded``): sample count, accuracy
+    and its own 95% bootstrap interval. The paper trains and tests on both benchmarks together; the pooled number
+    alone would hide one of them carrying the other.
 ``mra``
     Mean relative accuracy of numeric rows (no choices), only when there are any. A numeric row's score is its
     MRA, so it enters the pooled accuracy with partial credit (VSI-Bench's convention).
@@ -54,6 +58,7 @@ __all__ = [
     "chance_level",
     "paired_difference",
     "per_category_accuracy",
+    "per_source_accuracy",
     "pooled_accuracy",
     "score_sample",
     "truncation_warning",
@@ -155,6 +160,29 @@ def per_category_accuracy(samples: Sequence[Mapping[str, Any]]) -> dict[str, dic
             "n": len(group),
         }
     return out
+
+
+def per_source_accuracy(
+    samples: Sequence[Mapping[str, Any]], *, bootstrap_samples: int = 1000, seed: int = 0
+) -> dict[str, dict[str, Any]]:
+    """Per data source (sorted): ``n``, ``accuracy`` (mean score) and ``ci95`` (:func:`bootstrap_ci`, seeded).
+
+    >>> per_source_accuracy([{"data_source": "vsibench", "score": 1.0}, {"data_source": "urbanvideo", "score": 0.0}])
+    ... # doctest: +NORMALIZE_WHITESPACE
+    {'urbanvideo': {'accuracy': 0.0, 'ci95': [0.0, 0.0], 'n': 1},
+     'vsibench': {'accuracy': 1.0, 'ci95': [1.0, 1.0], 'n': 1}}
+    """
+    groups: dict[str, list[float]] = {}
+    for sample in samples:
+        groups.setdefault(str(sample["data_source"]), []).append(float(sample["score"]))
+    return {
+        source: {
+            "accuracy": statistics.fmean(scores),
+            "ci95": list(bootstrap_ci(scores, n=bootstrap_samples, seed=seed)),
+            "n": len(scores),
+        }
+        for source, scores in sorted(groups.items())
+    }
 
 
 def bootstrap_ci(
@@ -271,6 +299,7 @@ def aggregate(samples: Sequence[Mapping[str, Any]], *, bootstrap_samples: int = 
         "bootstrap": {"resamples": bootstrap_samples, "seed": seed, "level": 0.95, "method": "percentile"},
         "category_mean_accuracy": _mean_or_none([c["accuracy"] for c in per_category.values()]),
         "per_category": per_category,
+        "per_source": per_source_accuracy(samples, bootstrap_samples=bootstrap_samples, seed=seed),
         "mra": _mean_or_none([float(s["mra"]) for s in numeric]),
         "format_compliance": _mean_or_none([float(s["format_ok"]) for s in samples]),
         "answer_rate": _mean_or_none([float(s["answered"]) for s in samples]),

@@ -111,6 +111,7 @@ def build_results(
             "samples": aggregate.get("n"),
             "numeric": aggregate.get("n_numeric"),
             "per_category": {cat: values["n"] for cat, values in sorted(per_category.items())},
+            "per_source": {source: values["n"] for source, values in sorted(aggregate.get("per_source", {}).items())},
         },
         "extra": dict(extra or {}),
     }
@@ -143,12 +144,21 @@ def _pooled_cell(agg: Mapping[str, Any]) -> str:
     return f"**{_pct(agg['pooled_accuracy'])}** [{_pct(lo)}, {_pct(hi)}]"
 
 
+def _source_cell(part: Mapping[str, Any] | None) -> str:
+    if part is None:
+        return "–"
+    lo, hi = part["ci95"]
+    return f"{_pct(part['accuracy'])} [{_pct(lo)}, {_pct(hi)}]"
+
+
 def _delta(a: float | None, b: float | None) -> str:
     return "–" if a is None or b is None else f"{100 * (b - a):+.1f}"
 
 
 def markdown_table(results: Mapping[str, Mapping[str, Any]], *, delta: tuple[str, str] | None = None) -> str:
     """Accuracy (%) per category and pooled (with its 95% CI) for each model, as a markdown table.
+
+    With questions of several sources (benchmarks), a row per source follows the pooled one, with its own CI.
 
     ``results`` maps a column label (``"base"``, ``"grpo"``, …) to an aggregate; ``delta=(a, b)`` adds a column
     ``b − a``. Format compliance, consistency, answer rate and mean completion tokens follow the pooled row.
@@ -173,6 +183,14 @@ def markdown_table(results: Mapping[str, Mapping[str, Any]], *, delta: tuple[str
         ref = next(a["per_category"][cat] for a in aggs if cat in a["per_category"])
         row(cat, ref["n"], ref["chance"], [a["per_category"].get(cat, {}).get("accuracy") for a in aggs])
     row("**pooled (Avg)**", aggs[-1]["n"], None, [a["pooled_accuracy"] for a in aggs], [_pooled_cell(a) for a in aggs])
+    # Several benchmarks (the paper's UrbanVideo-Bench + VSI-Bench): each one's accuracy under the pooled one.
+    sources = sorted({source for agg in aggs for source in agg.get("per_source", {})})
+    if len(sources) > 1:
+        for source in sources:
+            parts = [a.get("per_source", {}).get(source) for a in aggs]
+            n = next(p["n"] for p in parts if p is not None)
+            values = [None if p is None else p["accuracy"] for p in parts]
+            row(f"pooled, {source}", n, None, values, [_source_cell(p) for p in parts])
     for key, label in (
         ("format_compliance", "format compliance"),
         ("consistency_rate", "think–answer consistency"),
