@@ -151,6 +151,7 @@ def evaluation_results(
         checks_passed=not failed_checks,
         failed_checks=failed_checks,
         margin=ev.promotion_margin,
+        pooled_accuracy_ci95=results[GRPO].get("pooled_accuracy_ci95"),  # shown by `registry promote`
     )
     context.log.info("promotion: %s", decision.reason)
 
