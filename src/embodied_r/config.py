@@ -107,6 +107,11 @@ class DataConfig(_Section):
     #: Task categories kept (the paper keeps eight). Numeric VSI tasks only when listed here.
     categories: tuple[str, ...] = TASK_CATEGORIES
     max_questions: int | None = Field(None, ge=1, description="Cap on questions, for quick runs.")
+    extract_dir: str = Field(
+        ".cache/extracted",
+        description="Where videos taken out of VSI-Bench zips are kept, relative to the project root. Outside "
+        "data/ (DVC deletes stage outputs) and outside the dataset folder, which is never written to.",
+    )
 
     @field_validator("categories")
     @classmethod

@@ -387,7 +387,7 @@ def test_vsibench_happy_path_folders(tmp_path, vsi_videos):
         vsi_row(6, "scene0001_00", "room_size_estimation", ground_truth="23.5", options=[], question="How big?"),
         vsi_row(7, "scene0001_00", "route_planning", options=np.array(["A. go left", "B. go right"])),
     ]
-    build = load_vsibench(write_parquet(tmp_path / "test.parquet", rows), vsi_videos)
+    build = load_vsibench(write_parquet(tmp_path / "test.parquet", rows), vsi_videos, extract_dir=tmp_path / "x")
     assert build.exclusions == []
     r = {rec.question_id: rec for rec in build.records}
     assert r["1"] == QuestionRecord(
@@ -416,7 +416,7 @@ def test_vsibench_happy_path_folders(tmp_path, vsi_videos):
 
 def test_vsibench_records_match_official_json_of_them(tmp_path, vsi_videos):
     rows = [vsi_row(1, "scene0001_00"), vsi_row(5, "scene0001_00", "object_counting", ground_truth="4", **NUMERIC)]
-    build = load_vsibench(write_parquet(tmp_path / "test.parquet", rows), vsi_videos)
+    build = load_vsibench(write_parquet(tmp_path / "test.parquet", rows), vsi_videos, extract_dir=tmp_path / "x")
     flat = tmp_path / "flat"
     for video_id, path in build.videos.items():
         flat.mkdir(exist_ok=True)
@@ -441,7 +441,7 @@ def test_vsibench_bad_records_are_excluded(tmp_path, vsi_videos):
         vsi_row(11, "", ground_truth="B"),
         vsi_row(12, "scene0001_00", "object_counting", ground_truth="3", **NUMERIC),  # good
     ]
-    build = load_vsibench(write_parquet(tmp_path / "test.parquet", rows), vsi_videos)
+    build = load_vsibench(write_parquet(tmp_path / "test.parquet", rows), vsi_videos, extract_dir=tmp_path / "x")
     assert [r.question_id for r in build.records] == ["1", "12"]
     assert reasons(build) == {
         "2": "missing_video",
@@ -463,7 +463,7 @@ def test_vsibench_missing_column_raises(tmp_path, vsi_videos):
     rows = [{k: v for k, v in vsi_row(1, "scene0001_00").items() if k != "ground_truth"}]
     path = write_parquet(tmp_path / "test.parquet", rows)
     with pytest.raises(DatasetFormatError, match="ground_truth") as info:
-        load_vsibench(path, vsi_videos)
+        load_vsibench(path, vsi_videos, extract_dir=tmp_path / "x")
     assert str(path) in str(info.value)
 
 
@@ -540,18 +540,47 @@ def test_vsibench_zip_extraction_is_lazy_and_safe(tmp_path):
     assert target.read_bytes() == video
 
 
-def test_vsibench_default_extract_dir_and_bad_zip(tmp_path):
+def test_vsibench_bad_zip_and_nothing_written_in_the_videos_folder(tmp_path):
     root = tmp_path / "vsi"
     _zip_with(root / "scannet.zip", {"scene0001_00.mp4": write_video(tmp_path / "v.mp4").read_bytes()})
     (root / "arkitscenes.zip").write_bytes(b"not a zip")
+    before = sorted(p.name for p in root.rglob("*"))
     rows = [vsi_row(1, "scene0001_00"), vsi_row(2, "41069025", dataset="arkitscenes")]
-    build = load_vsibench(write_parquet(tmp_path / "test.parquet", rows), root)
-    assert build.videos == {"scannet__scene0001_00": str(root / ".extracted" / "scannet" / "scene0001_00.mp4")}
+    build = load_vsibench(write_parquet(tmp_path / "test.parquet", rows), root, extract_dir=tmp_path / "cache")
+    assert build.videos == {"scannet__scene0001_00": str(tmp_path / "cache" / "scannet" / "scene0001_00.mp4")}
     assert reasons(build) == {"2": "unreadable_video"}
+    assert sorted(p.name for p in root.rglob("*")) == before, "the videos folder is never written to"
+
+
+def test_vsibench_zip_read_error_excludes_the_record_write_error_stops_with_the_fix(tmp_path):
+    root = tmp_path / "vsi"
+    good = write_video(tmp_path / "v.mp4").read_bytes()
+    _zip_with(root / "scannet.zip", {"scene0001_00.mp4": good, "scene0002_00.mp4": good})
+    # Corrupt the second member's compressed bytes: its CRC check fails when read.
+    data = bytearray((root / "scannet.zip").read_bytes())
+    with zipfile.ZipFile(root / "scannet.zip") as archive:
+        info = archive.getinfo("scene0002_00.mp4")
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    data[start + 10 : start + 20] = bytes(10)
+    (root / "scannet.zip").write_bytes(bytes(data))
+    parquet = write_parquet(tmp_path / "test.parquet", [vsi_row(1, "scene0001_00"), vsi_row(2, "scene0002_00")])
+    build = load_vsibench(parquet, root, extract_dir=tmp_path / "cache")
+    assert [r.question_id for r in build.records] == ["1"] and reasons(build) == {"2": "unreadable_video"}
+    assert not any(p.name.endswith(".part") for p in (tmp_path / "cache").rglob("*")), "no partial file left"
+
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    with pytest.raises(adapters.ExtractionError, match=r"data\.extract_dir") as exc:
+        load_vsibench(parquet, root, extract_dir=blocker / "cache")
+    assert str(blocker / "cache") in str(exc.value)
+    with pytest.raises(adapters.ExtractionError, match="inside the dataset folder"):
+        load_vsibench(parquet, root, extract_dir=root / "extracted")
+    assert isinstance(exc.value, adapters.DatasetError)
 
 
 def test_vsibench_folder_wins_over_zip(tmp_path, vsi_videos):
     _zip_with(vsi_videos / "scannet.zip", {"scene0001_00.mp4": b"junk"})
-    build = load_vsibench(write_parquet(tmp_path / "test.parquet", [vsi_row(1, "scene0001_00")]), vsi_videos)
+    parquet = write_parquet(tmp_path / "test.parquet", [vsi_row(1, "scene0001_00")])
+    build = load_vsibench(parquet, vsi_videos, extract_dir=tmp_path / "cache")
     assert build.videos["scannet__scene0001_00"] == str((vsi_videos / "scannet" / "scene0001_00.mp4").resolve())
-    assert not (vsi_videos / ".extracted").exists()
+    assert not (tmp_path / "cache").exists()

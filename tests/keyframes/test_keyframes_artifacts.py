@@ -84,3 +84,22 @@ def test_extract_many_goes_past_a_bad_video_and_resumes(videos, tmp_path):
     (out / "a_static").mkdir()
     redo, _ = extract_many({"a_static": videos["static"]}, KeyframesConfig(max_frames=5), out, progress=False)
     assert not redo["a_static"]["skipped"]
+
+
+def test_failures_carry_their_reason_and_are_recorded_for_downstream(videos, tmp_path, texture):
+    from embodied_r.keyframes import read_failures, write_failure
+    from embodied_r.keyframes.synthetic import static, write_video
+
+    short = write_video(tmp_path / "short.mp4", static(), frames=15, fps=30.0, texture=texture)
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"garbage" * 50)
+    batch = {"ok": videos["static"], "short": short, "bad": bad}
+    results, failures = extract_many(batch, CFG, tmp_path / "out", progress=False)
+    assert sorted(results) == ["ok"]
+    assert {f["video_id"]: f["reason"] for f in failures} == {"bad": "unreadable_video", "short": "too_short"}
+    for failure in failures:
+        write_failure(tmp_path / "out", failure["video_id"], failure)
+    recorded = read_failures(tmp_path / "out")
+    assert recorded["short"]["reason"] == "too_short" and "Drop it from the dataset" in recorded["short"]["error"]
+    write_failure(tmp_path / "out", "short", None)
+    assert sorted(read_failures(tmp_path / "out")) == ["bad"]

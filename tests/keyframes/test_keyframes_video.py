@@ -117,3 +117,48 @@ def test_bad_container_metadata(tmp_path, monkeypatch, frames, fps, message):
         probe_video(path)
     _assert_names(exc, path)
     assert isinstance(exc.value, ValueError)
+
+
+# --------------------------------------------------------------------------- the rule ingest shares
+
+
+@pytest.mark.parametrize(("frames", "samples"), [(15, 2), (60, 3)])
+def test_too_few_samples_for_min_frames_is_refused_as_too_short(tmp_path, texture, frames, samples):
+    """0.5 s (under a second) and 2 s (3 samples at 1 fps) at 30 fps: fewer samples than min_frames=4."""
+    from embodied_r.config import KeyframesConfig
+    from embodied_r.keyframes import extract_keyframes, keyframe_refusal
+
+    path = write_video(tmp_path / f"clip{frames}.mp4", static(), frames=frames, fps=30.0, texture=texture)
+    with pytest.raises(VideoError) as exc:
+        extract_keyframes(path, KeyframesConfig())
+    assert exc.value.reason == "too_short"
+    _assert_names(exc, path)
+    refusal = keyframe_refusal(path, KeyframesConfig())
+    assert refusal is not None and refusal.reason == "too_short" and str(refusal) == str(exc.value)
+    if frames == 60:
+        assert f"{samples} samples" in str(exc.value) and "keyframes.min_frames=4" in str(exc.value)
+        # with a lower minimum the same clip is usable, by both the extractor and the ingest rule
+        assert keyframe_refusal(path, KeyframesConfig(min_frames=3)) is None
+        assert len(extract_keyframes(path, KeyframesConfig(min_frames=3)).indices) == 3
+
+
+def test_keyframe_refusal_reasons_and_one_probe_per_file(tmp_path, videos, monkeypatch):
+    from embodied_r.config import KeyframesConfig
+    from embodied_r.keyframes import keyframe_refusal, video
+
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(b"not a video at all" * 100)
+    calls = []
+    real = video.probe_video
+    monkeypatch.setattr(video, "probe_video", lambda path: calls.append(path) or real(path))
+    monkeypatch.setattr(video, "_PROBE_CACHE", {})
+    cfg = KeyframesConfig()
+    assert keyframe_refusal(videos["static"], cfg) is None
+    assert keyframe_refusal(corrupt, cfg).reason == "unreadable_video"
+    assert keyframe_refusal(tmp_path / "missing.mp4", cfg).reason == "missing_video"
+    for _ in range(3):  # another config re-applies the sampling rule, not the probe
+        assert keyframe_refusal(videos["static"], KeyframesConfig(min_frames=20)).reason == "too_short"
+        assert keyframe_refusal(corrupt, cfg).reason == "unreadable_video"
+    assert len(calls) == 2, "each file is probed once"
+    corrupt.write_bytes(videos["static"].read_bytes())  # a replaced file is probed again
+    assert keyframe_refusal(corrupt, cfg) is None and len(calls) == 3

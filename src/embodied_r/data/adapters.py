@@ -30,16 +30,17 @@ import logging
 import math
 import os
 import re
-import shutil
 import stat
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from embodied_r.data.records import DatasetBuild, Exclusion, QuestionRecord, compose_question, parse_choices
+from embodied_r.errors import UserError
 from embodied_r.vocabulary import (
     LETTERS,
     REL_DIRECTION_LEVELS,
@@ -86,8 +87,16 @@ _ANSWER_LETTER_RE = re.compile(r"^\(?\s*([A-Ha-h])\s*(?:[\.\):]\s*(.*))?$", re.D
 _OPTION_PREFIX_RE = re.compile(r"^\s*\(?([A-H])[\.\):]\s*(.*?)\s*$", re.DOTALL)
 
 
-class DatasetFormatError(ValueError):
+class DatasetError(UserError, ValueError):
+    """The dataset as a whole cannot be read; the message names the file or folder and the fix."""
+
+
+class DatasetFormatError(DatasetError):
     """A dataset file is not in the expected format (as opposed to one bad record in it)."""
+
+
+class ExtractionError(DatasetError):
+    """Videos cannot be extracted from a zip into the extraction folder (not writable, full, inside the dataset)."""
 
 
 class _Excluded(Exception):
@@ -312,7 +321,12 @@ class _ZipSource:
         return source
 
     def extract(self, filename: str, target: Path) -> Path:
-        """Extract one member (by basename) to ``target``, unless already there with the same size."""
+        """Extract one member (by basename) to ``target``, unless already there with the same size.
+
+        A member that cannot be read (corrupt, encrypted, unsupported compression) excludes its
+        record (``unreadable_video``); a target that cannot be written raises :class:`ExtractionError`,
+        since every other member would fail the same way.
+        """
         if self.error:
             raise _Excluded("unreadable_video", self.error)
         info = self.members.get(filename)
@@ -322,19 +336,56 @@ class _ZipSource:
             raise _Excluded("missing_video", f"{filename} not found in {self.path}")
         if target.is_file() and target.stat().st_size == info.file_size:
             return target
-        target.parent.mkdir(parents=True, exist_ok=True)
         # We choose the output path ourselves and only copy bytes, so the member's own
         # path never decides where anything is written (no zip-slip).
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
         try:
-            with zipfile.ZipFile(self.path) as archive, archive.open(info) as src, os.fdopen(fd, "wb") as dst:
-                shutil.copyfileobj(src, dst)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        except OSError as exc:
+            raise _extraction_error(target, exc) from exc
+        try:
+            with os.fdopen(fd, "wb") as dst:
+                self._copy_member(info, dst, target)
             os.replace(tmp_name, target)
-        except (zipfile.BadZipFile, OSError, RuntimeError) as exc:
+        except OSError as exc:
+            raise _extraction_error(target, exc) from exc
+        finally:
             Path(tmp_name).unlink(missing_ok=True)
-            raise _Excluded("unreadable_video", f"cannot extract {info.filename} from {self.path}: {exc}") from exc
         logger.debug("extracted %s from %s to %s", info.filename, self.path, target)
         return target
+
+    def _copy_member(self, info: zipfile.ZipInfo, dst: Any, target: Path) -> None:
+        """Copy one member's bytes; read errors exclude the record, write errors raise ExtractionError."""
+        try:
+            with zipfile.ZipFile(self.path) as archive, archive.open(info) as src:
+                while True:
+                    try:
+                        chunk = src.read(_COPY_CHUNK)
+                    except (zipfile.BadZipFile, OSError, RuntimeError, EOFError, zlib.error) as exc:
+                        raise _Excluded(
+                            "unreadable_video", f"cannot extract {info.filename} from {self.path}: {exc}"
+                        ) from exc
+                    if not chunk:
+                        return
+                    try:
+                        dst.write(chunk)
+                    except OSError as exc:
+                        raise _extraction_error(target, exc) from exc
+        except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError) as exc:
+            # Opening the archive or the member failed (bad header, encryption, unknown compression).
+            raise _Excluded("unreadable_video", f"cannot extract {info.filename} from {self.path}: {exc}") from exc
+
+
+_COPY_CHUNK = 1 << 20
+
+
+def _extraction_error(target: Path, exc: OSError) -> ExtractionError:
+    folder = target.parent.parent  # <extract_dir>/<dataset>/<file>
+    return ExtractionError(
+        f"cannot write extracted videos to {folder} ({exc.strerror or exc}). Videos from VSI-Bench zips are "
+        f"extracted there, outside the dataset folder; set data.extract_dir in params.yaml to a writable folder "
+        f"with room for the videos (relative to the project root), or free some space."
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -613,7 +664,7 @@ def _safe_component(value: str, name: str) -> str:
     return value
 
 
-def load_vsibench(parquet: Path, videos_dir: Path, *, extract_dir: Path | None = None) -> DatasetBuild:
+def load_vsibench(parquet: Path, videos_dir: Path, *, extract_dir: Path) -> DatasetBuild:
     """Load VSI-Bench from its parquet and per-source videos.
 
     Columns ``id, dataset, scene_name, question_type, question, options, ground_truth``.
@@ -626,17 +677,24 @@ def load_vsibench(parquet: Path, videos_dir: Path, *, extract_dir: Path | None =
 
     Videos are looked up as ``videos_dir/{dataset}/{scene_name}.mp4`` and, failing that, in
     ``videos_dir/{dataset}.zip`` (member ``{scene_name}.mp4`` at any depth). Only needed
-    members are extracted, to ``extract_dir/{dataset}/{scene_name}.mp4`` (default
-    ``videos_dir/.extracted``), skipping files already there with the same size. Zip member
-    paths never decide where files are written; members with absolute, ``..`` or symlink
-    paths are refused (``path_traversal``).
+    members are extracted, to ``extract_dir/{dataset}/{scene_name}.mp4``, skipping files
+    already there with the same size. Nothing is ever written under ``videos_dir`` (it may be
+    read-only): an ``extract_dir`` inside it, or one that cannot be written, raises
+    :class:`ExtractionError` naming the folder and the fix. Zip member paths never decide where
+    files are written; members with absolute, ``..`` or symlink paths are refused
+    (``path_traversal``).
 
     ``video_id`` is :func:`vsibench_video_id` (``{dataset}__{scene_name}``); ``question_id``
     is ``str(id)``; ``data_source`` is ``"vsibench"``.
     """
     parquet = Path(parquet)
     videos_dir = Path(videos_dir)
-    extract_root = Path(extract_dir) if extract_dir is not None else videos_dir / ".extracted"
+    extract_root = Path(extract_dir)
+    if _is_within(extract_root.resolve(), videos_dir.resolve()):
+        raise ExtractionError(
+            f"the extraction folder {extract_root} lies inside the dataset folder {videos_dir}, which is never "
+            "written to; set data.extract_dir in params.yaml to a folder outside it (default .cache/extracted)"
+        )
     rows = _read_parquet(parquet, VSIBENCH_COLUMNS)
     builder = _Builder("vsibench", parquet)
     zips: dict[str, _ZipSource | None] = {}

@@ -5,7 +5,8 @@ synthetic world or a real benchmark), the output folder has the same layout::
 
     records.jsonl      one QuestionRecord per line, sorted by question id, split assigned
     videos.json        video_id -> {path, size, sha256}; only videos some record uses
-    exclusions.jsonl   every record or video left out, with its reason
+    exclusions.jsonl   every record left out, with its reason (a bad record, a video key frames would refuse:
+                       ``too_short``, ``no_frames``, ``unreadable_video``; a category not selected, ...)
     summary.json       counts per category, per split, per exclusion reason
     videos/            the embedded world's mp4 files (real data stays where it is)
     ground_truth/      the embedded world's per-video geometry
@@ -13,21 +14,25 @@ synthetic world or a real benchmark), the output folder has the same layout::
 
 from __future__ import annotations
 
-import hashlib
 import logging
+import os
 import shutil
 from collections import Counter
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from embodied_r.hashing import sha256_file
-from embodied_r.layout import RECORDS_FILE
-from embodied_r.config import Params, SourceConfig
+from embodied_r.config import KeyframesConfig, Params, SourceConfig
 from embodied_r.data.records import DatasetBuild, Exclusion, QuestionRecord, write_json, write_jsonl
 from embodied_r.data.split import assign_splits
+from embodied_r.hashing import sha256_file
+from embodied_r.keyframes import keyframe_refusal
+from embodied_r.layout import RECORDS_FILE, Layout
 
 log = logging.getLogger(__name__)
+
+#: Exclusions that are choices in params (not faults): logged at INFO, the others at WARNING.
+SELECTION_REASONS: tuple[str, ...] = ("category_not_selected", "over_max_questions")
 
 
 class IngestSummary(BaseModel):
@@ -87,8 +92,61 @@ def _load_one(source: SourceConfig, params: Params, out_dir: Path) -> DatasetBui
     if source.kind == "urbanvideo":
         return adapters.load_urbanvideo(annotations, videos_dir)
     if source.kind == "vsibench":
-        return adapters.load_vsibench(annotations, videos_dir)
+        return adapters.load_vsibench(annotations, videos_dir, extract_dir=extract_dir(params, out_dir))
     raise ValueError(f"data.source: unknown source {source.kind!r}")  # unreachable: params validate it
+
+
+def project_root(params: Params, out_dir: Path) -> Path:
+    """The project root of an ingest into ``Layout(root, params.data_dir).raw``; ``out_dir``'s parent otherwise."""
+    out_dir = Path(out_dir).resolve()
+    depth = len(Path(params.data_dir).parts) + 1
+    if len(out_dir.parents) >= depth:
+        candidate = out_dir.parents[depth - 1]
+        if Layout(candidate, params.data_dir).raw.resolve() == out_dir:
+            return candidate
+    return out_dir.parent
+
+
+def extract_dir(params: Params, out_dir: Path) -> Path:
+    """Where VSI-Bench zips are extracted: ``data.extract_dir``, relative to the project root."""
+    path = Path(params.data.extract_dir).expanduser()
+    return path if path.is_absolute() else project_root(params, out_dir) / path
+
+
+def exclude_unusable_videos(build: DatasetBuild, cfg: KeyframesConfig) -> list[Exclusion]:
+    """Leave out the questions of every video key-frame extraction would refuse; return their exclusions.
+
+    The rule is the key-frame stage's own (:func:`~embodied_r.keyframes.keyframe_refusal`: unreadable, no
+    frames, too short for ``keyframes.min_frames`` samples), so what ingest keeps, key frames can process.
+    Their questions leave ``build.records``, each with an exclusion naming the reason, the file and the fix.
+    """
+    by_video: dict[str, list[QuestionRecord]] = {}
+    for record in build.records:
+        by_video.setdefault(record.video_id, []).append(record)
+    exclusions: list[Exclusion] = []
+    refused: set[str] = set()
+    for video_id in sorted(by_video):
+        problem = keyframe_refusal(Path(build.videos[video_id]), cfg)
+        if problem is None:
+            continue
+        refused.add(video_id)
+        log.warning("video %s excluded (%s), %d questions: %s", video_id, problem.reason, len(by_video[video_id]),
+                    problem)  # fmt: skip
+        exclusions += [
+            Exclusion(source=r.data_source, item=r.question_id, reason=problem.reason, detail=str(problem))
+            for r in by_video[video_id]
+        ]
+    build.records = [r for r in build.records if r.video_id not in refused]
+    return exclusions
+
+
+def log_exclusions(exclusions: list[Exclusion]) -> None:
+    """Say how many records were left out for each reason, with one example each (the rest: exclusions.jsonl)."""
+    counts = Counter(e.reason for e in exclusions)
+    for reason, count in sorted(counts.items()):
+        example = next(e for e in exclusions if e.reason == reason)
+        level = logging.INFO if reason in SELECTION_REASONS else logging.WARNING
+        log.log(level, "excluded %d questions: %s (e.g. %s: %s)", count, reason, example.item, example.detail)
 
 
 def select_records(
@@ -111,20 +169,19 @@ def select_records(
                 )
             )
         elif max_questions is not None and len(kept) >= max_questions:
-            excluded.append(
-                Exclusion(source=record.data_source, item=record.question_id, reason="over_max_questions")
-            )
+            excluded.append(Exclusion(source=record.data_source, item=record.question_id, reason="over_max_questions"))
         else:
             kept.append(record)
     return kept, excluded
 
 
-def _project_relative(path: Path, root: Path) -> str:
-    """A path relative to ``root`` when inside it (portable), else absolute."""
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return path.resolve().as_posix()
+def _project_relative(path: Path, out_dir: Path, root: Path) -> str:
+    """``path`` relative to ``out_dir`` when it lies in the project ``root`` (portable: the embedded world's
+    videos, extracted VSI-Bench videos under ``.cache/``), else absolute (a dataset elsewhere on this machine)."""
+    resolved = path.resolve()
+    if resolved.is_relative_to(root.resolve()):
+        return Path(os.path.relpath(resolved, out_dir.resolve())).as_posix()
+    return resolved.as_posix()
 
 
 def ingest(params: Params, out_dir: Path, *, progress: bool = True) -> IngestSummary:
@@ -134,16 +191,18 @@ def ingest(params: Params, out_dir: Path, *, progress: bool = True) -> IngestSum
     out_dir.mkdir(parents=True)
 
     build = load_source(params, out_dir, progress=progress)
+    refused = exclude_unusable_videos(build, params.keyframes)
     records, dropped = select_records(build.records, params.data.categories, params.data.max_questions)
     records = assign_splits(records, params.split.ratios, params.split.seed)
-    exclusions = sorted([*build.exclusions, *dropped], key=lambda e: (e.item, e.reason))
+    exclusions = sorted([*build.exclusions, *refused, *dropped], key=lambda e: (e.item, e.reason))
+    log_exclusions(exclusions)
 
     used = sorted({r.video_id for r in records})
     videos = {}
     for video_id in used:
         path = Path(build.videos[video_id])
         videos[video_id] = {
-            "path": _project_relative(path, out_dir),
+            "path": _project_relative(path, out_dir, project_root(params, out_dir)),
             "size": path.stat().st_size,
             "sha256": sha256_file(path),
         }

@@ -13,7 +13,7 @@ from embodied_r.keyframes.artifacts import (
     read_manifest,
     write_keyframe_artifacts,
 )
-from embodied_r.keyframes.batch import extract_many
+from embodied_r.keyframes.batch import FAILURES_DIR, extract_many, read_failures, write_failure
 from embodied_r.keyframes.extract import (
     KeptFrame,
     KeyframeResult,
@@ -24,16 +24,21 @@ from embodied_r.keyframes.extract import (
     warped_overlap,
 )
 from embodied_r.keyframes.video import (
+    VIDEO_ERROR_REASONS,
     VideoError,
     VideoInfo,
     iter_frames,
+    keyframe_refusal,
     probe_video,
+    require_samples,
     sample_indices,
     sample_step,
 )
 
 __all__ = [
     "ALGORITHM_VERSION",
+    "FAILURES_DIR",
+    "VIDEO_ERROR_REASONS",
     "KeptFrame",
     "KeyframeResult",
     "Selection",
@@ -45,12 +50,16 @@ __all__ = [
     "extract_keyframes",
     "extract_many",
     "iter_frames",
+    "keyframe_refusal",
     "params_hash",
     "probe_video",
+    "read_failures",
     "read_manifest",
+    "require_samples",
     "sample_indices",
     "sample_step",
     "select_keyframes",
     "warped_overlap",
+    "write_failure",
     "write_keyframe_artifacts",
 ]

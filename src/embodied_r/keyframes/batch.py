@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,35 @@ from embodied_r.keyframes.extract import extract_keyframes
 from embodied_r.keyframes.video import VideoError
 
 logger = logging.getLogger(__name__)
+
+#: Folder under the key-frame root holding ``<video_id>.json`` for each video whose extraction failed.
+FAILURES_DIR = "_failures"
+
+
+def write_failure(root: str | Path, video_id: str, failure: dict[str, str] | None) -> None:
+    """Record (or clear, with ``failure=None``) a video's failure in ``<root>/_failures/<video_id>.json``.
+
+    Downstream stages read these records to leave the video's questions out (:func:`read_failures`).
+    """
+    path = Path(root) / FAILURES_DIR / f"{video_id}.json"
+    if failure is None:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**failure, "video_id": video_id}, indent=2, sort_keys=True) + "\n")
+
+
+def read_failures(root: str | Path) -> dict[str, dict[str, str]]:
+    """The recorded key-frame failures under ``root``, by video id (``{"video_id", "reason", "error"}``)."""
+    folder = Path(root) / FAILURES_DIR
+    failures = {}
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+        try:
+            entry = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            entry = {"error": f"unreadable failure record {path}"}
+        failures[path.stem] = {"video_id": path.stem, "reason": "unreadable_video", **entry}
+    return failures
 
 
 def _is_complete(out_dir: Path, wanted_hash: str) -> dict[str, Any] | None:
@@ -36,8 +66,9 @@ def extract_many(
 
     A video whose directory already holds a complete manifest with the same ``params_hash`` is skipped
     (resume); its summary is rebuilt from the manifest with ``"skipped": True``. A video that cannot be
-    used (:class:`VideoError`, or an OpenCV/file error) becomes ``{"video_id", "error"}`` in the failures
-    and the batch goes on.
+    used (:class:`VideoError`, or an OpenCV/file error) becomes ``{"video_id", "reason", "error"}`` in the
+    failures (``reason`` as :attr:`VideoError.reason`, ``unreadable_video`` for other errors) and the batch
+    goes on.
 
     Returns ``(summaries by video id, failures)``.
     """
@@ -63,7 +94,8 @@ def extract_many(
             summary = write_keyframe_artifacts(result, None, out_dir)
         except (VideoError, cv2.error, OSError) as exc:
             logger.warning("%s: key-frame extraction failed: %s", video_id, exc)
-            failures.append({"video_id": video_id, "error": f"{type(exc).__name__}: {exc}"})
+            reason = exc.reason if isinstance(exc, VideoError) else "unreadable_video"
+            failures.append({"video_id": video_id, "reason": reason, "error": f"{type(exc).__name__}: {exc}"})
             continue
         results[video_id] = {**summary, "skipped": False}
     if failures:

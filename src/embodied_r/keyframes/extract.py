@@ -51,7 +51,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from embodied_r.config import KeyframesConfig
-from embodied_r.keyframes.video import VideoInfo, iter_frames, probe_video, sample_indices
+from embodied_r.keyframes.video import VideoInfo, iter_frames, probe_video, require_samples
 
 logger = logging.getLogger(__name__)
 
@@ -310,7 +310,8 @@ def min_clamp_candidates(indices: list[int], cfg: KeyframesConfig) -> list[int]:
 def extract_keyframes(video_path: str | Path, cfg: KeyframesConfig | None = None) -> KeyframeResult:
     """Select the key frames of one video; the result also holds the kept frames (``result.frames``).
 
-    Raises :class:`~embodied_r.keyframes.video.VideoError` for a video that cannot be used.
+    Raises :class:`~embodied_r.keyframes.video.VideoError` for a video that cannot be used: unreadable, no
+    frames, or too short to give ``min_frames`` samples (the rule ingest applies, see ``keyframe_refusal``).
 
     >>> result = extract_keyframes("scene0001.mp4", KeyframesConfig())  # doctest: +SKIP
     >>> result.indices, [k.reason for k in result.keyframes]
@@ -319,7 +320,7 @@ def extract_keyframes(video_path: str | Path, cfg: KeyframesConfig | None = None
     cfg = cfg or KeyframesConfig()
     video_path = Path(video_path)
     info = probe_video(video_path)
-    indices = sample_indices(info.frames, info.fps, cfg.sample_fps, cfg.sample_rounding)
+    indices = require_samples(video_path, info, cfg)
     timer = [0.0]
     frames = iter_frames(
         video_path,

@@ -19,11 +19,25 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from embodied_r.config import KeyframesConfig
+
 logger = logging.getLogger(__name__)
 
 
 class VideoError(ValueError):
-    """A video cannot be used for key-frame extraction; the message names the file and the fix."""
+    """A video cannot be used for key-frame extraction; the message names the file and the fix.
+
+    ``reason`` is the short machine-readable cause, the same word ingest records when it excludes the
+    video's questions: ``missing_video``, ``unreadable_video``, ``no_frames`` or ``too_short``.
+    """
+
+    def __init__(self, message: str, reason: str = "unreadable_video") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+#: The ``VideoError.reason`` values.
+VIDEO_ERROR_REASONS: tuple[str, ...] = ("missing_video", "unreadable_video", "no_frames", "too_short")
 
 
 class VideoInfo(BaseModel):
@@ -64,7 +78,7 @@ def probe_video(path: str | Path) -> VideoInfo:
     """
     path = Path(path)
     if not path.is_file():
-        raise VideoError(f"{path}: no such file. Check the videos directory and the video id.")
+        raise VideoError(f"{path}: no such file. Check the videos directory and the video id.", "missing_video")
     reader = _open_reader(path)
     frames = len(reader)
     fps = float(reader.get_avg_fps())
@@ -82,7 +96,7 @@ def probe_video(path: str | Path) -> VideoInfo:
 
 def _validated_info(path: Path, frames: int, fps: float, width: int, height: int) -> VideoInfo:
     if frames <= 0:
-        raise VideoError(f"{path}: the video has no frames. Re-export or re-download it.")
+        raise VideoError(f"{path}: the video has no frames. Re-export or re-download it.", "no_frames")
     if not math.isfinite(fps) or fps <= 0:
         raise VideoError(
             f"{path}: the container reports fps={fps}, so frames cannot be sampled per second. "
@@ -94,9 +108,64 @@ def _validated_info(path: Path, frames: int, fps: float, width: int, height: int
     if duration < 1.0:
         raise VideoError(
             f"{path}: the video lasts {duration:.3f} s ({frames} frames at {fps:g} fps), shorter than one second, "
-            "so there is nothing to sample at 1 fps. Drop it from the dataset."
+            "so there is nothing to sample at 1 fps. Drop it from the dataset.",
+            "too_short",
         )
     return VideoInfo(frames=frames, fps=fps, width=width, height=height, duration=duration)
+
+
+def require_samples(path: str | Path, info: VideoInfo, cfg: KeyframesConfig) -> list[int]:
+    """The frames sampled from a probed video, or :class:`VideoError` (``too_short``) if fewer than ``min_frames``.
+
+    Fewer samples than ``keyframes.min_frames`` cannot give the key-frame minimum (the clamp can only pick
+    samples), and the data checks refuse a sample with fewer key frames; so key frames refuse the video
+    here, and ingest excludes it by the same rule.
+
+    >>> require_samples("clip.mp4", VideoInfo(frames=150, fps=30.0, width=64, height=48, duration=5.0),
+    ...                 KeyframesConfig())
+    [0, 30, 60, 90, 120, 149]
+    """
+    indices = sample_indices(info.frames, info.fps, cfg.sample_fps, cfg.sample_rounding)
+    if len(indices) < cfg.min_frames:
+        raise VideoError(
+            f"{path}: the video lasts {info.duration:.2f} s ({info.frames} frames at {info.fps:g} fps), which gives "
+            f"{len(indices)} samples at keyframes.sample_fps={cfg.sample_fps:g}, fewer than keyframes.min_frames="
+            f"{cfg.min_frames}: too short for the key-frame minimum. Drop it from the dataset (ingest excludes it "
+            "as too_short), or lower keyframes.min_frames (paper: 4).",
+            "too_short",
+        )
+    return indices
+
+
+_PROBE_CACHE: dict[tuple[str, int, int], VideoInfo | VideoError] = {}
+
+
+def keyframe_refusal(path: str | Path, cfg: KeyframesConfig) -> VideoError | None:
+    """Why key-frame extraction would refuse this video (:func:`probe_video`, then :func:`require_samples`), else None.
+
+    Ingest calls this on every video so that what it accepts, key frames can process. The probe reads the
+    container's frame count and rate and decodes one frame, never the whole video; it is cached per file
+    (path, size, modification time), so a replaced file is probed again and a changed config costs nothing.
+    """
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError:
+        return VideoError(f"{path}: no such file. Check the videos directory and the video id.", "missing_video")
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _PROBE_CACHE:
+        try:
+            _PROBE_CACHE[key] = probe_video(path)
+        except VideoError as exc:
+            _PROBE_CACHE[key] = exc
+    probed = _PROBE_CACHE[key]
+    if isinstance(probed, VideoError):
+        return probed
+    try:
+        require_samples(path, probed, cfg)
+    except VideoError as exc:
+        return exc
+    return None
 
 
 def sample_step(fps: float, sample_fps: float, rounding: str = "round") -> int:
