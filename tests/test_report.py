@@ -90,3 +90,32 @@ def test_summary_warns_when_the_budget_cut_a_models_answers(tmp_path):
     (layout.evaluation / "metrics.json").write_text(json.dumps(noisy))
     warning = render_summary(layout).split("Warning:")[1].split("Pooled accuracy under other conditions")[0]
     assert "sft, high noise: 99% of its completions" in warning and "grpo" not in warning
+
+
+def test_summary_counts_failed_videos_and_undescribed_questions(tmp_path):
+    layout = Layout(root=tmp_path)
+    layout.raw.mkdir(parents=True)
+    summary = {"source": "vsibench", "questions": 5, "videos": 3, "per_split": {}, "exclusions": {"too_short": 2},
+               "per_category": {}}  # fmt: skip
+    (layout.raw / "summary.json").write_text(json.dumps(summary))
+    (layout.raw / "videos.json").write_text(json.dumps({v: {} for v in ("a", "b", "c")}))
+    for video in ("a", "b"):
+        (layout.keyframes / video).mkdir(parents=True)
+        (layout.keyframes / video / "manifest.json").write_text("{}")
+    failures = layout.keyframes / "_failures"
+    failures.mkdir()
+    (failures / "c.json").write_text(json.dumps({"video_id": "c", "reason": "unreadable_video", "error": "bad"}))
+    (failures / "old.json").write_text(json.dumps({"video_id": "old", "error": "not a video of this dataset"}))
+    layout.descriptions.mkdir(parents=True)
+    (layout.descriptions / "samples.jsonl").write_text('{"question_id": "1"}\n{"question_id": "2"}\n')
+    (layout.descriptions / "failures.jsonl").write_text('{"question_id": "3"}\n')
+    (layout.descriptions / "dropped.jsonl").write_text('{"question_id": "4"}\n{"question_id": "5"}\n')
+    text = render_summary(layout)
+    assert "exclusions {'too_short': 2}" in text
+    assert f"Key frames: 2 of 3 videos; 1 failed {{'unreadable_video': 1}} (see {failures})" in text
+    assert "Descriptions: 2 questions described; not described: 1 failed (retried on the next run" in text
+    assert "2 left out because their video's key frames failed" in text
+
+    (layout.descriptions / "failures.jsonl").write_text("")
+    (layout.descriptions / "dropped.jsonl").unlink()
+    assert "Descriptions: 2 questions described\n" in render_summary(layout) + "\n"

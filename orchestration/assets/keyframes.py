@@ -7,23 +7,13 @@ from pathlib import Path
 import dagster as dg
 
 from embodied_r.data.ingest import read_videos
-from embodied_r.keyframes import extract_many
+from embodied_r.keyframes import FAILURES_DIR, extract_many, write_failure
 from orchestration.assets.data import raw_videos
 from orchestration.media import image_markdown
 from orchestration.partitions import videos_partitions
 from orchestration.resources import ProjectResource
 
-FAILURES = "_failures"
-
-
-def write_failure(root: Path, video_id: str, error: str | None) -> None:
-    """Record (or clear, with ``error=None``) a video's failure in ``<root>/_failures/<video_id>.json``."""
-    path = root / FAILURES / f"{video_id}.json"
-    if error is None:
-        path.unlink(missing_ok=True)
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"video_id": video_id, "error": error}, indent=2, sort_keys=True) + "\n")
+FAILURES = FAILURES_DIR
 
 
 @dg.asset(
@@ -41,8 +31,9 @@ def keyframes(context: dg.AssetExecutionContext, project: ProjectResource) -> It
 
     Writes ``data/keyframes/<video_id>/``: the key-frame images, ``manifest.json`` (indices,
     timestamps, overlaps, why each frame was kept) and ``contact_sheet.png``. A video that cannot
-    be decoded fails its partition and is recorded in ``data/keyframes/_failures/``; the others
-    complete. The run fails when more than ``keyframes.max_failed_share`` of its videos fail.
+    be used (unreadable, too short) fails its partition and is recorded, with the fix, in
+    ``data/keyframes/_failures/``; the others complete, and ``vlm_descriptions`` leaves the failed
+    video's questions out. The run fails when more than ``keyframes.max_failed_share`` of its videos fail.
     """
     params = project.load_params()
     layout = project.layout(params)
@@ -75,8 +66,8 @@ def keyframes(context: dg.AssetExecutionContext, project: ProjectResource) -> It
             },
         )
     for failure in failures:
-        write_failure(layout.keyframes, failure["video_id"], failure["error"])
-        context.log.error("key frames of %s failed: %s", failure["video_id"], failure["error"])
+        write_failure(layout.keyframes, failure["video_id"], failure)
+        context.log.error("key frames of %s failed (%s): %s", failure["video_id"], failure["reason"], failure["error"])
 
     share = len(failures) / len(keys) if keys else 0.0
     if failures and share > params.keyframes.max_failed_share:
@@ -84,7 +75,9 @@ def keyframes(context: dg.AssetExecutionContext, project: ProjectResource) -> It
             description=(
                 f"{len(failures)} of {len(keys)} videos failed key-frame extraction "
                 f"(allowed share keyframes.max_failed_share={params.keyframes.max_failed_share}); "
-                f"see {layout.keyframes / FAILURES}"
+                f"see {layout.keyframes / FAILURES}. First: {failures[0]['video_id']}: {failures[0]['error']} "
+                "Fix or remove these videos and rematerialize raw_videos, or raise keyframes.max_failed_share "
+                "to go on without them (their questions are then left out)."
             ),
             metadata={"failures": dg.MetadataValue.json(failures)},
         )

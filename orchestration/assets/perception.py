@@ -4,8 +4,9 @@ from collections import Counter
 
 import dagster as dg
 
+from embodied_r.data.ingest import read_videos
 from embodied_r.perception.lm_prompt import build_messages
-from embodied_r.perception.stage import FAILURES, SAMPLES, describe_dataset
+from embodied_r.perception.stage import DROPPED, FAILURES, SAMPLES, describe_dataset
 from orchestration.assets import require_upstream
 from orchestration.assets.data import raw_videos
 from orchestration.assets.keyframes import keyframes
@@ -18,18 +19,41 @@ def _example_prompt(sample) -> str:
     return f"Question `{sample.question_id}` (answer {sample.answer})\n\n" + "\n\n".join(parts)
 
 
+def _check_dropped_videos(context, dropped: list[dict], n_videos: int, params, layout) -> None:
+    """Report the videos whose key frames failed; fail beyond ``keyframes.max_failed_share`` of all videos."""
+    by_video: dict[str, dict] = {}
+    for entry in dropped:
+        by_video.setdefault(entry["video_id"], entry)
+    for video_id, entry in sorted(by_video.items())[:20]:
+        context.log.warning("left out the questions of %s (%s): %s", video_id, entry["reason"], entry["error"])
+    share = len(by_video) / n_videos if n_videos else 0.0
+    if by_video and share > params.keyframes.max_failed_share:
+        first = next(iter(sorted(by_video.items())))[1]
+        raise dg.Failure(
+            description=(
+                f"key frames failed for {len(by_video)} of {n_videos} videos ({len(dropped)} questions; allowed "
+                f"share keyframes.max_failed_share={params.keyframes.max_failed_share}); see "
+                f"{layout.descriptions / DROPPED}. First: {first['video_id']}: {first['error']}"
+            ),
+            metadata={"dropped": dg.MetadataValue.json(sorted(by_video.values(), key=lambda d: d["video_id"])[:50])},
+        )
+
+
 @dg.asset(group_name="perception", kinds={"python"}, deps=[raw_videos, keyframes])
 def vlm_descriptions(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.MaterializeResult:
     """Question-conditioned descriptions of every key frame (reference §2), through a resumable cache.
 
     Backend (oracle / openai / transformers) and mode (per question, as in the paper, or per video)
     come from ``perception`` in params. A question whose frames could not all be described is
-    recorded in ``failures.jsonl`` and retried on the next run; finished answers are never lost.
+    recorded in ``failures.jsonl`` and retried on the next run; finished answers are never lost. The
+    questions of a video whose key frames failed are left out and listed in ``dropped.jsonl``; the step
+    fails when more than ``keyframes.max_failed_share`` of the videos are dropped that way.
     """
     params = project.load_params()
     layout = project.layout(params)
     require_upstream(layout.records, "raw_videos")
     outcome = describe_dataset(params, layout)
+    _check_dropped_videos(context, outcome.dropped, len(read_videos(layout.raw)), params, layout)
     stats = outcome.stats
     total = len(outcome.samples) + len(outcome.failures)
     for failure in outcome.failures[:20]:
@@ -50,6 +74,8 @@ def vlm_descriptions(context: dg.AssetExecutionContext, project: ProjectResource
             "samples": len(samples),
             "dagster/row_count": len(samples),
             "failures": len(outcome.failures),
+            "dropped_questions": len(outcome.dropped),
+            "dropped_videos": len({d["video_id"] for d in outcome.dropped}),
             "backend_calls": stats.get("calls", 0),
             "cache_hits": stats.get("cache_hits", 0),
             "prompt_tokens": stats.get("prompt_tokens", 0),

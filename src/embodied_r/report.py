@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 from embodied_r.evaluation.metrics import truncation_warning
@@ -36,6 +37,43 @@ def _load(path: Path) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
+def _count_lines(path: Path) -> int | None:
+    if not path.is_file():
+        return None
+    return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+
+
+def _perception_lines(layout: Layout) -> list[str]:
+    """Key frames and descriptions: how many videos failed key frames, how many questions were not described."""
+    # The stages' own file names and failure records (imported here: the rest of the summary needs neither).
+    from embodied_r.keyframes import FAILURES_DIR, read_failures
+    from embodied_r.perception.stage import DROPPED, FAILURES, SAMPLES
+
+    lines = []
+    videos = _load(layout.raw / "videos.json") or {}
+    if layout.keyframes.is_dir():
+        failed = {v: f for v, f in read_failures(layout.keyframes).items() if v in videos}  # not another dataset's
+        done = sum(1 for v in videos if (layout.keyframes / v / "manifest.json").is_file() and v not in failed)
+        reasons = dict(sorted(Counter(f.get("reason", "unreadable_video") for f in failed.values()).items()))
+        line = f"Key frames: {done} of {len(videos)} videos"
+        if failed:
+            line += f"; {len(failed)} failed {reasons} (see {layout.keyframes / FAILURES_DIR})"
+        lines.append(line)
+    samples = _count_lines(layout.descriptions / SAMPLES)
+    if samples is not None:
+        failures = _count_lines(layout.descriptions / FAILURES) or 0
+        dropped = _count_lines(layout.descriptions / DROPPED) or 0
+        line = f"Descriptions: {samples} questions described"
+        if failures or dropped:
+            line += (
+                f"; not described: {failures} failed (retried on the next run, see "
+                f"{layout.descriptions / FAILURES}), {dropped} left out because their video's key frames "
+                f"failed (see {layout.descriptions / DROPPED})"
+            )
+        lines.append(line)
+    return lines
+
+
 def render_summary(layout: Layout) -> str:
     """What exists so far, stage by stage, with where to look next."""
     parts = []
@@ -47,6 +85,9 @@ def render_summary(layout: Layout) -> str:
         f"split {summary['per_split']}; exclusions {summary['exclusions'] or 'none'}"
     )
     parts.append(_table(sorted(summary["per_category"].items()), ("category", "questions")))
+    perception = _perception_lines(layout)
+    if perception:
+        parts.append("\n".join(perception))
     metrics = _load(layout.evaluation / "metrics.json")
     if metrics:
         # Columns: the models themselves; rows labelled "<model>, <variant>" (noise levels, held-out categories)

@@ -77,3 +77,59 @@ def test_descriptions_before_the_raw_videos_fail_naming_the_asset_to_materialize
     message = failure.step_failure_data.user_failure_data.description
     assert str(tiny_project / "data" / "raw" / "records.jsonl") in message
     assert "materialize raw_videos first" in message
+
+
+@pytest.mark.slow
+def test_a_video_whose_key_frames_failed_is_dropped_with_its_questions_within_the_bound(
+    tiny_project, monkeypatch, capsys
+):
+    """keyframes.max_failed_share bounds the videos left out; within it vlm_descriptions succeeds without them.
+
+    Run as a user does, with ``embodied-r materialize`` (a persistent instance under the project)."""
+    import yaml
+
+    from embodied_r.cli import main
+    from embodied_r.layout import Layout
+    from embodied_r.report import render_summary
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tiny_project / ".dagster_home"))
+    params = yaml.safe_load((tiny_project / "params.yaml").read_text())
+    params["synthetic"]["videos_per_scene"] = 2  # each split keeps a video when one is dropped
+    (tiny_project / "params.yaml").write_text(yaml.safe_dump(params))
+    cli = ["--root", str(tiny_project), "materialize"]
+    assert main([*cli, "raw_videos"]) == 0
+    raw = tiny_project / "data" / "raw"
+    videos = json.loads((raw / "videos.json").read_text())
+    bad = sorted(videos)[1]
+    (raw / videos[bad]["path"]).write_bytes(b"\x00not a video" * 100)  # fails at key frames, after ingest
+    records = [json.loads(line) for line in (raw / "records.jsonl").read_text().splitlines()]
+    bad_questions = sorted(r["question_id"] for r in records if r["video_id"] == bad)
+    assert main([*cli, "keyframes", "--all-partitions"]) == 1  # 1 of 6 videos > the default share 0.0
+    capsys.readouterr()
+
+    # Beyond the bound (the default 0.0): the step fails naming the video and the bound.
+    assert main([*cli, "vlm_descriptions"]) == 1
+    err = capsys.readouterr().err
+    assert bad in err and "keyframes.max_failed_share=0.0" in err and "1 of 6 videos" in err
+
+    # Within the bound: described without the failed video's questions, which are listed with the fix.
+    params["keyframes"]["max_failed_share"] = 0.2
+    (tiny_project / "params.yaml").write_text(yaml.safe_dump(params))
+    assert main([*cli, "vlm_descriptions"]) == 0
+    instance = dg.DagsterInstance.get()
+    event = instance.fetch_materializations(dg.AssetKey("vlm_descriptions"), limit=1).records[0]
+    meta = event.asset_materialization.metadata
+    assert meta["dropped_videos"].value == 1 and meta["dropped_questions"].value == len(bad_questions)
+    assert meta["failures"].value == 0, "a failed video's questions are not perception failures"
+    out = tiny_project / "data" / "descriptions"
+    described = {s.question_id for s in read_samples(out / "samples.jsonl")}
+    assert described == {r["question_id"] for r in records} - set(bad_questions)
+    dropped = [json.loads(line) for line in (out / "dropped.jsonl").read_text().splitlines()]
+    assert [d["question_id"] for d in dropped] == bad_questions
+    assert all(d["video_id"] == bad and "rematerialize raw_videos and keyframes" in d["error"] for d in dropped)
+
+    # `embodied-r summary` counts them.
+    summary = render_summary(Layout(tiny_project))
+    assert "Key frames: 5 of 6 videos; 1 failed {'unreadable_video': 1}" in summary
+    assert f"Descriptions: {len(described)} questions described" in summary
+    assert f"{len(bad_questions)} left out because their video's key frames failed" in summary

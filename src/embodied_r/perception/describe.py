@@ -39,11 +39,16 @@ MAX_ERROR_CHARS = 500
 
 @dataclass
 class DescribeOutcome:
-    """Described samples (input order), failed questions with reasons, and counters of the run."""
+    """Described samples (input order), failed questions with reasons, and counters of the run.
+
+    ``dropped``: questions left out before describing, because key-frame extraction failed for their video
+    (``{"question_id", "video_id", "reason", "error"}``; filled by ``perception.stage.describe_dataset``).
+    """
 
     samples: list[DescribedSample]
     failures: list[dict[str, str]]
     stats: dict[str, int] = field(default_factory=dict)
+    dropped: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
