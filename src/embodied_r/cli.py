@@ -190,14 +190,23 @@ def _runs(graph, assets: list[str], keys: set, per_video_keys: set, *, per_video
     return [(selection, partitioned) for selection, partitioned in runs if selection]
 
 
+def _announce(ui: str, args: argparse.Namespace):
+    """What ``ui`` / ``mlflow-ui`` print once the UI may start (not before a refusal)."""
+    return lambda: print(f"{ui} UI on http://{args.host}:{args.port} (Ctrl-C or `make stop` to stop)", flush=True)
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
+    from embodied_r.config import load_params
     from embodied_r.services import dagster_ui_argv, run_service
 
     root = Path(args.root).resolve()
+    load_params(root / args.params)  # the UI's runs read this file: a bad one fails here, not in every run
     home = ensure_dagster_home(root)
     env = {**os.environ, "EMBODIED_R_ROOT": str(root), "EMBODIED_R_PARAMS": args.params}
-    print(f"Dagster UI on http://{args.host}:{args.port} (Ctrl-C or `make stop` to stop)")
-    return run_service("dagster-ui", dagster_ui_argv(args.host, args.port), home, env)
+    argv = dagster_ui_argv(args.host, args.port)
+    return run_service(
+        "dagster-ui", argv, home, env, host=args.host, port=args.port, on_start=_announce("Dagster", args)
+    )
 
 
 def cmd_mlflow_ui(args: argparse.Namespace) -> int:
@@ -211,15 +220,17 @@ def cmd_mlflow_ui(args: argparse.Namespace) -> int:
     uri = resolve_tracking_uri(tracking.tracking_uri, root)
     artifacts = (root / tracking.artifact_root).resolve()
     artifacts.mkdir(parents=True, exist_ok=True)
-    print(f"MLflow UI on http://{args.host}:{args.port} (Ctrl-C or `make stop` to stop)")
-    return run_service("mlflow-ui", mlflow_ui_argv(uri, artifacts, args.host, args.port), home)
+    argv = mlflow_ui_argv(uri, artifacts, args.host, args.port)
+    return run_service("mlflow-ui", argv, home, host=args.host, port=args.port, on_start=_announce("MLflow", args))
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
     from embodied_r.services import stop_services
 
-    stopped = stop_services(ensure_dagster_home(Path(args.root).resolve()))
+    stopped, stale = stop_services(ensure_dagster_home(Path(args.root).resolve()))
     print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    if stale:
+        print("removed the pid files of UIs no longer running: " + ", ".join(stale))
     return 0
 
 
@@ -341,12 +352,16 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     from embodied_r.config import ParamsError
+    from embodied_r.errors import UserError
 
     try:
         return args.func(args)
     except ParamsError as exc:
         print(str(exc), file=sys.stderr)
         return 2
+    except UserError as exc:  # bad input or state the message explains: no traceback
+        print(str(exc), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
