@@ -10,11 +10,19 @@ import dagster as dg
 from embodied_r.data.records import dumps_canonical, write_json
 from embodied_r.evaluation.generate import evaluate_model
 from embodied_r.hashing import short_hash
+from embodied_r.training.checkpoints import checkpoint_step, last_complete_checkpoint
 from embodied_r.training.dataset import read_training_rows
 from embodied_r.training.supervised import SupervisedConfig, cold_start_examples, train_supervised
 from embodied_r.training.traces import reasoning_trace_examples
 from orchestration.assets import require_upstream
-from orchestration.assets.training import BASE_LM_POINTER, base_lm, read_base_lm_path, training_set
+from orchestration.assets.training import (
+    BASE_LM_POINTER,
+    adopt_killed_runs,
+    base_lm,
+    read_base_lm_path,
+    training_set,
+    writer_lock,
+)
 from orchestration.resources import MlflowResource, ProjectResource
 
 WARM_LM_POINTER = "warm_lm.json"
@@ -50,13 +58,14 @@ def _train(
     final = output_dir / "final"
     examples = examples_fn(read_training_rows(train_path))
     record_path = output_dir / STAGE_RECORD
-    if final.is_dir() and record_path.is_file():
-        # Same data, base model and settings: the model, its MLflow run and its check are reused as they are.
-        context.log.info("%s %s already trained: reusing %s", stage, key, final)
-        record = {**json.loads(record_path.read_text()), "reused": True}
-    else:
-        record = _train_and_check(context, project, mlflow, stage, cfg, examples, output_dir, settings)
-        write_json(record_path, {k: v for k, v in record.items() if k != "reused"})
+    with writer_lock(output_dir, stage):  # one writer per training key (a second one is refused, naming the first)
+        if final.is_dir() and record_path.is_file():
+            # Same data, base model and settings: the model, its MLflow run and its check are reused as they are.
+            context.log.info("%s %s already trained: reusing %s", stage, key, final)
+            record = {**json.loads(record_path.read_text()), "reused": True}
+        else:
+            record = _train_and_check(context, project, mlflow, stage, cfg, examples, output_dir, settings, key)
+            write_json(record_path, {k: v for k, v in record.items() if k != "reused"})
     pointer = {"enabled": True, "path": str(final), "key": key, "run_id": record["run_id"], "base": str(base_path)}
     metadata = {
         "mlflow_run": dg.MetadataValue.url(record["url"]),
@@ -69,18 +78,29 @@ def _train(
     return pointer, metadata
 
 
-def _train_and_check(context, project, mlflow, stage, cfg, examples, output_dir, settings) -> dict:
-    """Train in a new MLflow run, then decode a few validation questions (format, letters used)."""
+def _train_and_check(context, project, mlflow, stage, cfg, examples, output_dir, settings, key) -> dict:
+    """Train in a new MLflow run, then decode a few validation questions (format, letters used).
+
+    A run of the same training killed earlier is closed (MLflow KILLED, Dagster failed) and its curve continued
+    in the new run (:func:`~orchestration.assets.training.adopt_killed_runs`).
+    """
     import mlflow as mlflow_lib
 
     params = project.load_params()
     layout = project.layout(params)
     run_id, url = mlflow.create_run(
         f"{stage}-{params.profile}",
-        tags={"embodied_r.stage": stage, "embodied_r.profile": params.profile, "dagster.run_id": context.run_id},
+        tags={
+            "embodied_r.stage": stage,
+            "embodied_r.profile": params.profile,
+            "embodied_r.training_key": key,
+            "dagster.run_id": context.run_id,
+        },
         params=settings,
     )
     client = mlflow_lib.MlflowClient()
+    resume_step = checkpoint_step(last_complete_checkpoint(output_dir))
+    adopt_killed_runs(context, run_id, {"embodied_r.stage": stage, "embodied_r.training_key": key}, resume_step)
     try:
         context.log.info("%s: %d examples, %d steps in %s", stage, len(examples), cfg.max_steps, output_dir)
         outcome = train_supervised(

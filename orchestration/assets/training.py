@@ -1,6 +1,8 @@
 """The reasoning LM's inputs: ``base_lm`` and ``training_set``."""
 
 import json
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -8,6 +10,8 @@ import dagster as dg
 from embodied_r.data.records import write_json
 from embodied_r.models import model_summary, prepare_base_lm
 from embodied_r.perception.stage import SAMPLES, read_samples
+from embodied_r.tracking import adopt_orphan_runs
+from embodied_r.training.checkpoints import RunLockedError, run_lock
 from embodied_r.training.dataset import FailedChecksError, build_training_set, hf_answer_fn, write_training_set
 from orchestration.assets import require_upstream
 from orchestration.assets.perception import vlm_descriptions
@@ -21,6 +25,53 @@ def read_base_lm_path(models_dir: Path) -> Path:
     """The local folder of the base LM recorded by ``base_lm``."""
     pointer = require_upstream(models_dir / BASE_LM_POINTER, "base_lm")
     return Path(json.loads(pointer.read_text())["path"])
+
+
+@contextmanager
+def writer_lock(output_dir: Path, stage: str) -> Iterator[None]:
+    """Hold the writer lock of a training's checkpoint folder for the whole materialization (training, logging,
+    registering): a second materialization of the same training is refused with one paragraph naming the holder."""
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(run_lock(output_dir, f"{stage} training"))
+        except RunLockedError as exc:
+            raise dg.Failure(description=str(exc)) from None
+        yield
+
+
+def adopt_killed_runs(
+    context: dg.AssetExecutionContext, run_id: str, match_tags: dict[str, str], resume_step: int
+) -> list[str]:
+    """Close what a killed materialization of the same training left open (call it holding :func:`writer_lock`).
+
+    Its MLflow run, still ``RUNNING``, is marked ``KILLED``, linked to ``run_id`` and its curve up to
+    ``resume_step`` copied there (:func:`embodied_r.tracking.adopt_orphan_runs`); its Dagster run, still
+    ``STARTED`` in this instance, is reported failed. Returns the orphan MLflow run ids.
+    """
+    orphans = adopt_orphan_runs(run_id, match_tags, resume_step)
+    for orphan in orphans:
+        dagster_run_id = orphan.get("dagster.run_id")
+        if not dagster_run_id or dagster_run_id == context.run_id:
+            continue
+        dagster_run = context.instance.get_run_by_id(dagster_run_id)
+        if dagster_run is not None and dagster_run.status in (
+            dg.DagsterRunStatus.STARTED,
+            dg.DagsterRunStatus.STARTING,
+        ):
+            context.instance.report_run_failed(
+                dagster_run,
+                message=f"killed: its training process is gone; run {context.run_id} resumed it from step "
+                f"{resume_step} (MLflow run {orphan['run_id']} marked KILLED)",
+            )
+            context.log.warning("Dagster run %s was left STARTED by a killed process: marked failed", dagster_run_id)
+    if orphans:
+        context.log.warning(
+            "resumed a killed training: MLflow run(s) %s marked KILLED; their curve up to step %d continues in %s",
+            ", ".join(o["run_id"] for o in orphans),
+            resume_step,
+            run_id,
+        )
+    return [o["run_id"] for o in orphans]
 
 
 @dg.asset(group_name="training", kinds={"pytorch"})

@@ -55,6 +55,57 @@ def run_url(experiment_id: str, run_id: str, ui: str = "http://127.0.0.1:5000") 
     return f"{ui}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
+#: Tags linking a resumed training's run and the run of the killed attempt it continues.
+RESUMES_RUN_TAG = "embodied_r.resumes_run"
+RESUMED_BY_TAG = "embodied_r.resumed_by"
+RESUME_STEP_TAG = "embodied_r.resume_step"
+
+
+def adopt_orphan_runs(run_id: str, match_tags: dict[str, str], resume_step: int) -> list[dict[str, str]]:
+    """Close the runs a killed training left ``RUNNING`` and continue their curve in ``run_id``.
+
+    The orphans are the other runs of ``run_id``'s experiment still ``RUNNING`` with every tag of ``match_tags``
+    (the stage and its training key). Only the holder of the training's writer lock may call this
+    (:func:`embodied_r.training.checkpoints.run_lock`): a run of the same training is then one whose process is
+    gone. Each orphan is marked ``KILLED`` and tagged ``embodied_r.resumed_by``; ``run_id`` is tagged
+    ``embodied_r.resumes_run`` (the orphans' ids) and ``embodied_r.resume_step``. The newest orphan's metric points
+    up to ``resume_step`` (the checkpoint the training resumes from) are copied into ``run_id``, which logs the
+    steps after it: one run holds the whole curve, without the steps the kill threw away. Returns the orphans'
+    ids and tags, newest first.
+    """
+    import mlflow
+    from mlflow.entities import Metric
+
+    client = mlflow.MlflowClient()
+    run = client.get_run(run_id)
+    query = " and ".join([*(f"tags.`{k}` = '{v}'" for k, v in match_tags.items()), "attributes.status = 'RUNNING'"])
+    found = client.search_runs([run.info.experiment_id], query, order_by=["attributes.start_time DESC"])
+    orphans = [r for r in found if r.info.run_id != run_id]
+    if not orphans:
+        return []
+    newest = orphans[0]
+    points = [
+        Metric(m.key, m.value, m.timestamp, m.step)
+        for key in newest.data.metrics
+        for m in client.get_metric_history(newest.info.run_id, key)
+        if m.step <= resume_step
+    ]
+    for start in range(0, len(points), 1000):  # MLflow takes at most 1000 metrics per batch
+        client.log_batch(run_id, metrics=points[start : start + 1000])
+    for orphan in orphans:
+        client.set_tag(orphan.info.run_id, RESUMED_BY_TAG, run_id)
+        client.set_terminated(orphan.info.run_id, status="KILLED")
+        log.warning(
+            "MLflow run %s was left RUNNING by a killed training: marked KILLED; run %s continues it from step %d",
+            orphan.info.run_id,
+            run_id,
+            resume_step,
+        )
+    client.set_tag(run_id, RESUMES_RUN_TAG, ",".join(o.info.run_id for o in orphans))
+    client.set_tag(run_id, RESUME_STEP_TAG, str(resume_step))
+    return [{"run_id": o.info.run_id, **o.data.tags} for o in orphans]
+
+
 try:  # the pyfunc base class is only needed where models are logged
     from mlflow.pyfunc import PythonModel as _PythonModel
 except ImportError:  # pragma: no cover - mlflow is a dependency
