@@ -4,6 +4,10 @@ Each suite is one asset check on ``vlm_descriptions``. They are blocking: in a r
 materializes downstream assets, a failing suite stops them. Across separate runs (one DVC stage
 each) the outcomes are also written to ``data/descriptions/checks.json``, which the training
 set refuses to build from when any suite failed.
+
+A VLM answer that fails the per-record checks is re-asked on the next run instead of served from the
+cache (up to ``perception.max_attempts``); a failing check's description says which answers those are
+and which stay failing after the last attempt (``invalid_answers.jsonl``, written by the asset).
 """
 
 import dagster as dg
@@ -11,6 +15,7 @@ import dagster as dg
 from embodied_r.data.records import write_json
 from embodied_r.perception.stage import SAMPLES, read_samples
 from embodied_r.validation import SUITE_DESCRIPTIONS, SUITE_NAMES, PerceptionValidator, build_tables
+from embodied_r.validation.answer_checks import INVALID_ANSWERS, invalid_answers_note, read_invalid_answers
 from orchestration.assets.perception import vlm_descriptions
 from orchestration.resources import ProjectResource
 
@@ -30,21 +35,31 @@ def perception_data_checks(context: dg.AssetCheckExecutionContext, project: Proj
     samples = read_samples(out / SAMPLES)
     tables = build_tables(samples, params.validation.refusal_patterns)
     outcomes = PerceptionValidator(params.validation).run(tables)
+    invalid = read_invalid_answers(out / INVALID_ANSWERS)
+    note = invalid_answers_note(invalid)
+    if note:
+        context.log.warning(note)
     write_json(
         out / CHECKS_FILE,
         {o.name: {"success": o.success, "failed": [e.description for e in o.failed]} for o in outcomes},
     )
     for outcome in outcomes:
         context.log.info(outcome.summary())
+        # The re-asking note goes with every failing suite: any of them blocks, and the reader needs to know
+        # that materializing again will not just replay the same cached answers.
+        description = outcome.summary() if outcome.success or not note else f"{outcome.summary()}. {note}"
         yield dg.AssetCheckResult(
             asset_key=vlm_descriptions.key,
             check_name=outcome.name,
             passed=outcome.success,
             severity=dg.AssetCheckSeverity.ERROR,
+            description=description,
             metadata={
                 "summary": outcome.summary(),
                 "expectations": len(outcome.expectations),
                 "failed_expectations": len(outcome.failed),
+                "invalid_vlm_answers": len(invalid),
+                "reasked_next_run": sum(bool(e.get("reasked_next_run")) for e in invalid),
                 "result": dg.MetadataValue.md(outcome.to_markdown()),
             },
         )

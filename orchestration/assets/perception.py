@@ -7,6 +7,7 @@ import dagster as dg
 from embodied_r.data.ingest import read_videos
 from embodied_r.perception.lm_prompt import build_messages
 from embodied_r.perception.stage import DROPPED, FAILURES, SAMPLES, describe_dataset
+from embodied_r.validation.answer_checks import invalid_answers_note
 from orchestration.assets import require_upstream
 from orchestration.assets.data import raw_videos
 from orchestration.assets.keyframes import keyframes
@@ -65,6 +66,7 @@ def vlm_descriptions(context: dg.AssetExecutionContext, project: ProjectResource
                 f"{len(outcome.failures)} of {total} questions could not be described "
                 f"(allowed share perception.max_failed_share={params.perception.max_failed_share}); "
                 f"see {layout.descriptions / FAILURES}. Finished answers are cached: rerun to retry the rest."
+                + (f" {note}" if (note := invalid_answers_note(outcome.invalid_answers)) else "")
             ),
             metadata={"failures": dg.MetadataValue.json(outcome.failures[:50])},
         )
@@ -78,6 +80,8 @@ def vlm_descriptions(context: dg.AssetExecutionContext, project: ProjectResource
             "dropped_videos": len({d["video_id"] for d in outcome.dropped}),
             "backend_calls": stats.get("calls", 0),
             "cache_hits": stats.get("cache_hits", 0),
+            "reasked_answers": stats.get("reasked", 0),
+            "invalid_vlm_answers": len(outcome.invalid_answers),
             "prompt_tokens": stats.get("prompt_tokens", 0),
             "completion_tokens": stats.get("completion_tokens", 0),
             "backend": params.perception.backend,

@@ -289,6 +289,16 @@ class PerceptionConfig(BaseModel):
     max_failed_share: float = Field(
         0.0, ge=0.0, le=1.0, description="Share of questions allowed to fail before the step fails (orchestration)."
     )
+    max_attempts: int = Field(
+        3,
+        ge=1,
+        le=20,
+        description="Times one request is asked across runs while its answer fails the per-record data checks "
+        "(refusal, blank, description length; validation.*): a failing answer is kept for the blocking checks "
+        "to show and re-asked on the next run instead of served from the cache; after this many answers it is "
+        "not asked again and its questions go to failures.jsonl. Not in the paper (no data checks there); "
+        "1 = never re-ask.",
+    )
 
     @model_validator(mode="after")
     def _check_model(self) -> PerceptionConfig:

@@ -8,6 +8,13 @@ Every answer goes to the content-addressed cache as soon as it arrives, so an in
 stopped. A failed item (the SDK's retries exhausted, an empty answer, a missing ground truth, ...) is recorded
 and not cached — the next run retries it — and never aborts the batch; its questions are reported in
 ``failures``. Only ``KeyboardInterrupt``/``SystemExit`` stop the run (pending calls are cancelled).
+
+With ``validation`` given, every answer also passes the per-record data checks
+(:func:`~embodied_r.validation.answer_checks.answer_problem`: refusal, blank, description length). An answer
+that fails them is cached marked ``invalid`` with its attempt number and still used this run, so the blocking
+Great Expectations checks show and block it; the next run asks it again instead of serving it from the cache,
+up to ``perception.max_attempts`` answers. After the last attempt its questions go to ``failures`` (reported,
+not asked again). Those answers are listed in ``DescribeOutcome.invalid_answers``.
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ from embodied_r.perception.parse import parse_answer
 from embodied_r.perception.prompts import PROMPT_VERSION, frame_prompt
 from embodied_r.perception.records import DescribedSample, FrameDescription
 from embodied_r.redaction import redact_secrets
+from embodied_r.validation.answer_checks import answer_problem
+from embodied_r.validation.config import ValidationConfig
 
 logger = logging.getLogger(__name__)
 
@@ -43,12 +52,15 @@ class DescribeOutcome:
 
     ``dropped``: questions left out before describing, because key-frame extraction failed for their video
     (``{"question_id", "video_id", "reason", "error"}``; filled by ``perception.stage.describe_dataset``).
+    ``invalid_answers``: this run's answers that fail the per-record data checks (``video_id``, ``k``,
+    ``frame_indices``, ``question_ids``, ``problem``, ``attempt``, ``max_attempts``, ``reasked_next_run``).
     """
 
     samples: list[DescribedSample]
     failures: list[dict[str, str]]
     stats: dict[str, int] = field(default_factory=dict)
     dropped: list[dict[str, str]] = field(default_factory=list)
+    invalid_answers: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -78,6 +90,15 @@ def _error_text(exc: BaseException) -> str:
     return redact_secrets(f"{type(exc).__name__}: {exc}")[:MAX_ERROR_CHARS]
 
 
+def _gave_up_text(request: DescribeRequest, problem: str, attempts: int, max_attempts: int) -> str:
+    """The failure of a request whose every answer failed the per-record data checks."""
+    return (
+        f"k={request.k} frames {list(request.frame_indices)}: the VLM's answer failed the data checks in all "
+        f"{attempts} attempts (perception.max_attempts={max_attempts}), last: {problem}; not asked again — a "
+        "stronger VLM or prompt, looser validation.* bounds or a larger perception.max_attempts brings it back"
+    )
+
+
 def _frame_description(k: int, index: int, text: str) -> FrameDescription:
     if k == 0:
         return FrameDescription(index=index, action=None, observation=text.strip(), raw=text)
@@ -85,7 +106,23 @@ def _frame_description(k: int, index: int, text: str) -> FrameDescription:
     return FrameDescription(index=index, action=parsed.action, observation=parsed.observation, raw=text)
 
 
-def _call(backend: VisionLanguageModel, cache: DescriptionCache, key: str, request: DescribeRequest, cfg) -> dict:
+def _answer_problem(entry: dict, request: DescribeRequest, validation: ValidationConfig | None) -> str | None:
+    """Why the per-record data checks refuse this answer (``None``: it passes, or there are no checks)."""
+    if validation is None:
+        return None
+    index = request.frame_indices[-1]
+    return answer_problem(_frame_description(request.k, index, entry["text"]), validation)
+
+
+def _call(
+    backend: VisionLanguageModel,
+    cache: DescriptionCache,
+    key: str,
+    request: DescribeRequest,
+    cfg,
+    attempt: int = 1,
+    validation: ValidationConfig | None = None,
+) -> dict:
     answer = backend.describe(request)
     if not isinstance(answer.text, str) or not answer.text.strip():
         raise PerceptionError(f"{request.video_id} k={request.k}: empty answer")
@@ -100,7 +137,11 @@ def _call(backend: VisionLanguageModel, cache: DescriptionCache, key: str, reque
         "model": cfg.model,
         "prompt_version": PROMPT_VERSION,
         "prompt": request.prompt,
+        "attempts": attempt,
     }
+    problem = _answer_problem(entry, request, validation)
+    if problem is not None:  # cached all the same: the attempt count must survive to bound the re-asking
+        entry["invalid"] = problem
     cache.put(key, entry)  # at once: a later interrupt loses nothing already described
     return entry
 
@@ -115,18 +156,21 @@ def describe_samples(
     backend: VisionLanguageModel | None = None,
     cache: DescriptionCache | None = None,
     progress: bool = True,
+    validation: ValidationConfig | None = None,
 ) -> DescribeOutcome:
     """Describe the key frames of every record's video, question-conditioned, through the cache.
 
     ``videos`` maps ``video_id`` → ``{"sha256": …, "path": …}`` (the sha256 goes into the cache key);
     ``ground_truth_root`` holds ``<video_id>.json`` (needed by the oracle backend only). ``backend`` defaults
     to :func:`make_backend(cfg) <embodied_r.perception.backends.make_backend>`, made only when something is
-    not cached; ``cache`` to a :class:`DescriptionCache` at ``cfg.cache_dir``.
+    not cached; ``cache`` to a :class:`DescriptionCache` at ``cfg.cache_dir``. ``validation`` turns on the
+    per-record data checks of each answer and the re-asking of failing ones (see the module docstring).
 
     Returns the samples of the questions whose every key frame was described, the failed questions
     (``{"question_id", "video_id", "error"}``) and ``stats``: ``calls`` (backend calls made), ``cache_hits``,
     ``items`` (distinct requests needed), ``failed_items``, ``prompt_tokens``, ``completion_tokens``,
-    ``failures`` (failed questions), ``samples``.
+    ``failures`` (failed questions), ``samples``, ``reasked`` (cached answers that failed the per-record checks,
+    asked again), ``invalid_answers`` (answers failing those checks after this run).
     """
     records = list(records)
     keyframes_root = Path(keyframes_root)
@@ -188,20 +232,35 @@ def describe_samples(
         plan.append((record, keys))
 
     answers: dict[str, dict[str, Any]] = {}
+    errors: dict[str, str] = {}
     to_call: list[str] = []
+    asked_before: dict[str, int] = {}  # key -> answers already given, for cached answers that fail the checks
+    invalid: dict[str, tuple[str, int]] = {}  # key -> (problem, attempt) of answers failing the per-record checks
     for key in requests:
         entry = cache.get(key)
-        if entry is not None and isinstance(entry.get("text"), str) and entry["text"].strip():
-            answers[key] = entry
-        else:
+        if entry is None or not isinstance(entry.get("text"), str) or not entry["text"].strip():
             to_call.append(key)
+            continue
+        # Checked again on every read, not trusted from the entry: the validation bounds may have changed.
+        problem = _answer_problem(entry, requests[key], validation)
+        if problem is None:
+            answers[key] = entry
+            continue
+        attempts = int(entry.get("attempts") or 1)
+        if attempts < cfg.max_attempts:
+            asked_before[key] = attempts  # not served: asked again (the answer failed the checks)
+            to_call.append(key)
+        else:
+            invalid[key] = (problem, attempts)
+            errors[key] = _gave_up_text(requests[key], problem, attempts, cfg.max_attempts)
     cache_hits = len(answers)
     logger.info(
-        "perception: %d questions, %d distinct requests (%s, %s/%s), %d cached, %d to call",
-        len(records), len(requests), cfg.mode, cfg.backend, cfg.model, cache_hits, len(to_call),
+        "perception: %d questions, %d distinct requests (%s, %s/%s), %d cached, %d to call (%d of them re-asked: "
+        "their cached answers fail the data checks), %d failing after perception.max_attempts=%d",
+        len(records), len(requests), cfg.mode, cfg.backend, cfg.model, cache_hits, len(to_call), len(asked_before),
+        len(invalid), cfg.max_attempts,
     )  # fmt: skip
 
-    errors: dict[str, str] = {}
     calls = prompt_tokens = completion_tokens = 0
     own_backend = False
     if to_call:
@@ -213,7 +272,8 @@ def describe_samples(
         bar = tqdm(total=len(to_call), desc="perception", unit="call", disable=not progress)
         try:
             for key in to_call:
-                futures[pool.submit(_call, backend, cache, key, requests[key], cfg)] = key
+                attempt = asked_before.get(key, 0) + 1
+                futures[pool.submit(_call, backend, cache, key, requests[key], cfg, attempt, validation)] = key
             pending = set(futures)
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -228,6 +288,16 @@ def describe_samples(
                         errors[key] = f"k={req.k} frames {list(req.frame_indices)}: {_error_text(exc)}"
                         logger.warning("perception failed for %s %s", req.video_id, errors[key])
                         continue
+                    if "invalid" in entry:
+                        req, attempt = requests[key], int(entry["attempts"])
+                        invalid[key] = (entry["invalid"], attempt)
+                        logger.warning(
+                            "perception: the answer for %s k=%d fails the data checks (%s), attempt %d of %d",
+                            req.video_id, req.k, entry["invalid"], attempt, cfg.max_attempts,
+                        )  # fmt: skip
+                        if attempt >= cfg.max_attempts:
+                            errors[key] = _gave_up_text(req, entry["invalid"], attempt, cfg.max_attempts)
+                            continue
                     answers[key] = entry
                     prompt_tokens += int(entry.get("prompt_tokens") or 0)
                     completion_tokens += int(entry.get("completion_tokens") or 0)
@@ -275,6 +345,26 @@ def describe_samples(
         "completion_tokens": completion_tokens,
         "failures": len(failures),
         "samples": len(samples),
+        "reasked": len(asked_before),
+        "invalid_answers": len(invalid),
     }
     logger.info("perception done: %s", stats)
-    return DescribeOutcome(samples=samples, failures=failures, stats=stats)
+    question_ids: dict[str, list[str]] = defaultdict(list)
+    for record, keys in plan:
+        for key in keys:
+            question_ids[key].append(record.question_id)
+    invalid_answers = [
+        {
+            "video_id": requests[key].video_id,
+            "k": requests[key].k,
+            "frame_indices": list(requests[key].frame_indices),
+            "question_ids": sorted(question_ids[key]),
+            "problem": problem,
+            "attempt": attempt,
+            "max_attempts": cfg.max_attempts,
+            "reasked_next_run": attempt < cfg.max_attempts,
+        }
+        for key, (problem, attempt) in invalid.items()
+    ]
+    invalid_answers.sort(key=lambda e: (e["video_id"], e["k"], e["question_ids"]))
+    return DescribeOutcome(samples=samples, failures=failures, stats=stats, invalid_answers=invalid_answers)

@@ -6,6 +6,7 @@ every question's key frames through the cache, and writes::
     samples.jsonl    one DescribedSample per described question, sorted by question id
     failures.jsonl   questions that could not be described this run (retried on the next)
     dropped.jsonl    questions left out because key frames failed for their video (with the fix)
+    invalid_answers.jsonl  answers failing the per-record data checks: re-asked next run, or given up
 
 Run-dependent figures (calls, cache hits, tokens) are returned, not written, so the files are
 byte-identical whenever the descriptions are.
@@ -24,6 +25,7 @@ from embodied_r.layout import Layout
 from embodied_r.perception.cache import DescriptionCache
 from embodied_r.perception.describe import DescribeOutcome, describe_samples
 from embodied_r.perception.records import DescribedSample
+from embodied_r.validation.answer_checks import INVALID_ANSWERS
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,7 @@ def describe_dataset(params: Params, layout: Layout, *, progress: bool = True, b
         backend=backend,
         cache=cache,
         progress=progress,
+        validation=params.validation,
     )
     out = layout.descriptions
     out.mkdir(parents=True, exist_ok=True)
@@ -90,6 +93,7 @@ def describe_dataset(params: Params, layout: Layout, *, progress: bool = True, b
     write_jsonl(out / FAILURES, sorted(outcome.failures, key=lambda f: f["question_id"]))
     outcome.dropped = sorted(dropped, key=lambda d: d["question_id"])
     write_jsonl(out / DROPPED, outcome.dropped)
+    write_jsonl(out / INVALID_ANSWERS, outcome.invalid_answers)
     log.info(
         "described %d questions (%d failed): %d backend calls, %d cache hits",
         len(outcome.samples),
