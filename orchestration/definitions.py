@@ -3,7 +3,8 @@
 Load it with ``dagster dev -m orchestration.definitions`` (``make ui``) or check it with
 ``dagster definitions validate -m orchestration.definitions``. Runs execute in-process;
 ``DAGSTER_HOME`` (``.dagster_home/``, set by the Makefile and the CLI) keeps the instance,
-so dynamic partitions survive between commands.
+so dynamic partitions survive between commands. Every params file shares that instance: a video's
+partition key carries its dataset (``<data_dir>::<video_id>``, see :mod:`orchestration.partitions`).
 """
 
 import warnings

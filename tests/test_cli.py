@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -84,3 +86,83 @@ def test_all_partitions_with_unpartitioned_assets_materializes_each_in_order(
     assert done[-1] == "vlm_descriptions" and done.count("keyframes") >= 2, "every video's key frames, then this"
     assert "check vlm_descriptions:descriptions passed" in out
     assert (tiny_project / "data" / "descriptions").is_dir()
+
+
+def _full_log(err: str) -> Path:
+    """The log file a failure paragraph names (``Full log: PATH (...``)."""
+    match = re.search(r"Full log: (\S+) \(", err)
+    assert match, err
+    return Path(match.group(1))
+
+
+def test_a_user_error_inside_a_step_is_one_paragraph_and_its_trace_is_in_the_log(
+    tiny_project: Path, tiny_params_dict: dict, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    """Issue 36 item 5: a parquet in the wrong format (DatasetFormatError inside raw_videos' step) printed ~100 lines
+    of Dagster stack trace; now its own message, the step and where the full log is."""
+    from embodied_r.vocabulary import URBAN_CATEGORIES
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tiny_project / ".dagster_home"))
+    (tiny_project / "MCQ.parquet").write_text("question,answer\nwhere?,A\n")  # a CSV saved under the parquet's name
+    (tiny_project / "videos").mkdir()
+    params = {**tiny_params_dict, "data": {**tiny_params_dict["data"], "source": "urbanvideo"}}
+    params["data"].update(annotations=str(tiny_project / "MCQ.parquet"), videos_dir=str(tiny_project / "videos"))
+    params["data"]["categories"] = list(URBAN_CATEGORIES)
+    params["training_set"] = {**params["training_set"], "categories": list(URBAN_CATEGORIES)}
+    params["perception"] = {**params["perception"], "backend": "openai", "model": "a-vlm"}  # oracle needs embedded
+    (tiny_project / "params.yaml").write_text(yaml.safe_dump(params))
+
+    assert main(["--root", str(tiny_project), "materialize", "raw_videos"]) == 1
+    err = capsys.readouterr().err
+    assert f"raw_videos failed: {tiny_project / 'MCQ.parquet'}: not a readable parquet file" in err
+    assert "re-download the parquet" in err
+    assert "Stack Trace" not in err and "Traceback" not in err and "dagster._core" not in err
+    assert len(err.strip().splitlines()) <= 3, err
+    log = _full_log(err)
+    assert log.parent == tiny_project / ".dagster_home" / "logs"
+    assert "embodied_r.data.adapters.DatasetFormatError" in log.read_text() and "Stack Trace" in log.read_text()
+
+
+def test_an_unexpected_error_inside_a_step_is_a_one_line_summary_and_where_the_trace_is(
+    tiny_project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    monkeypatch.setenv("DAGSTER_HOME", str(tiny_project / ".dagster_home"))
+    raw = tiny_project / "data" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "records.jsonl").write_text("not json\n")  # nothing in the code expects this: a bug's stand-in
+
+    assert main(["--root", str(tiny_project), "materialize", "vlm_descriptions"]) == 1
+    err = capsys.readouterr().err
+    assert "vlm_descriptions failed with an unexpected error (a bug, please report it): ValidationError:" in err
+    assert 'File "' in err and "site-packages" not in err, "the project's line where it happened"
+    assert "Stack Trace" not in err and len(err.strip().splitlines()) <= 3, err
+    assert "Stack Trace" in _full_log(err).read_text()
+
+
+@pytest.mark.slow
+def test_all_partitions_runs_every_video_of_the_params_files_own_dataset(
+    tiny_project: Path, tiny_params_dict: dict, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    """Issue 36 item 2: raw_videos under A, then under B (two of A's video ids), then keyframes --all-partitions
+    under A processed only B's two videos and exited 0; now A's three, keyed by A's data_dir."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tiny_project / ".dagster_home"))
+    synthetic = {**tiny_params_dict["synthetic"], "scenes": 2}
+    (tiny_project / "b.yaml").write_text(
+        yaml.safe_dump({**tiny_params_dict, "data_dir": "data-b", "synthetic": synthetic})
+    )
+    root = ["--root", str(tiny_project)]
+    assert main([*root, "materialize", "raw_videos"]) == 0
+    assert main([*root, "--params", "b.yaml", "materialize", "raw_videos"]) == 0
+    capsys.readouterr()
+
+    assert main([*root, "materialize", "keyframes", "--all-partitions"]) == 0
+    out = capsys.readouterr().out
+    done = {line.split("[", 1)[1].rstrip("]") for line in out.splitlines() if line.startswith("materialized keyframes")}
+    videos = json.loads((tiny_project / "data" / "raw" / "videos.json").read_text())
+    assert len(videos) == 3 and done == {f"data::{video_id}" for video_id in videos}
+    assert not (tiny_project / "data-b" / "keyframes").exists()
+
+    # One video of another dataset: refused before anything runs, naming the key and the fix.
+    assert main([*root, "materialize", "keyframes", "--partition", f"data-b::{sorted(videos)[0]}"]) == 1
+    err = capsys.readouterr().err
+    assert "are not videos of data_dir 'data', the params file's dataset" in err and "Traceback" not in err

@@ -76,7 +76,7 @@ def test_whole_lineage_in_process_through_dagster(tiny_project):
         return result
 
     run(["raw_videos"])  # registers one dynamic partition per video
-    run(["keyframes"], tags=all_videos_run_tags(instance))  # every video in one run
+    run(["keyframes"], tags=all_videos_run_tags(instance, project))  # every video in one run
     downstream = [k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()]
     downstream = [k for k in downstream if k not in ("raw_videos", "keyframes")]
     result = run(downstream)

@@ -4,7 +4,7 @@ import dagster as dg
 
 from embodied_r.data.ingest import ingest, read_videos
 from embodied_r.hashing import sha256_file
-from orchestration.partitions import VIDEOS
+from orchestration.partitions import sync_dataset_partitions
 from orchestration.resources import ProjectResource
 
 
@@ -13,31 +13,19 @@ def _markdown_counts(counts: dict[str, int], key: str) -> str:
     return f"| {key} | count |\n|---|---|\n{rows}"
 
 
-def sync_video_partitions(instance: dg.DagsterInstance, video_ids: list[str]) -> tuple[int, int]:
-    """Make the ``videos`` dynamic partitions exactly ``video_ids``; returns (added, removed)."""
-    existing = set(instance.get_dynamic_partitions(VIDEOS))
-    wanted = set(video_ids)
-    added = sorted(wanted - existing)
-    removed = sorted(existing - wanted)
-    if added:
-        instance.add_dynamic_partitions(VIDEOS, added)
-    for key in removed:
-        instance.delete_dynamic_partition(VIDEOS, key)
-    return len(added), len(removed)
-
-
 @dg.asset(group_name="data", kinds={"python"})
 def raw_videos(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.MaterializeResult:
     """The ingested dataset: video files, question records with their scene split, exclusions.
 
-    Registers one ``videos`` dynamic partition per video for the per-video assets.
+    Registers one ``videos`` dynamic partition per video for the per-video assets, keyed
+    ``<data_dir>::<video_id>`` (see :mod:`orchestration.partitions`).
     """
     params = project.load_params()
     layout = project.layout(params)
     out = layout.raw
     summary = ingest(params, out)
     videos = read_videos(out)
-    added, removed = sync_video_partitions(context.instance, sorted(videos))
+    added, removed = sync_dataset_partitions(context.instance, params.data_dir, videos)
     records_hash = sha256_file(layout.records)
     context.log.info("%d videos, %d questions; partitions +%d -%d", summary.videos, summary.questions, added, removed)
     return dg.MaterializeResult(

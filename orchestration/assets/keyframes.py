@@ -10,7 +10,7 @@ from embodied_r.data.ingest import read_videos
 from embodied_r.keyframes import FAILURES_DIR, extract_many, write_failure
 from orchestration.assets.data import raw_videos
 from orchestration.media import image_markdown
-from orchestration.partitions import videos_partitions
+from orchestration.partitions import video_ids_of, video_partition_key, videos_partitions
 from orchestration.resources import ProjectResource
 
 FAILURES = FAILURES_DIR
@@ -38,7 +38,7 @@ def keyframes(context: dg.AssetExecutionContext, project: ProjectResource) -> It
     params = project.load_params()
     layout = project.layout(params)
     videos = read_videos(layout.raw)
-    keys = list(context.partition_keys)
+    keys = video_ids_of(context.partition_keys, params.data_dir)  # refuses another dataset's partitions
     unknown = sorted(set(keys) - set(videos))
     if unknown:
         raise dg.Failure(
@@ -54,7 +54,7 @@ def keyframes(context: dg.AssetExecutionContext, project: ProjectResource) -> It
         overlaps = [kf["overlap"] for kf in manifest["keyframes"] if kf.get("overlap") is not None]
         yield dg.AssetMaterialization(
             asset_key=context.asset_key,
-            partition=video_id,
+            partition=video_partition_key(params.data_dir, video_id),
             metadata={
                 "count": summary["count"],
                 "mean_overlap": round(sum(overlaps) / len(overlaps), 4) if overlaps else None,

@@ -111,30 +111,36 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         return 2
     instance = dg.DagsterInstance.get()
     tags = dict(t.split("=", 1) for t in args.tag)
-    level = "WARNING" if args.verbose == 0 else "INFO" if args.verbose == 1 else "DEBUG"
+    # Quiet by default: Dagster's console logger would print every step failure with its whole stack trace; the
+    # run's warnings are replayed after it (_print_run_warnings) and a failure is one paragraph (_report_failure).
+    level = "CRITICAL" if args.verbose == 0 else "INFO" if args.verbose == 1 else "DEBUG"
     results = []
     per_video = bool(args.all_partitions or args.partition)
     for selection, partitioned in _runs(graph, args.assets, keys, per_video_keys, per_video=per_video):
         partition_tags: dict[str, str] = {}
-        if partitioned and args.all_partitions:  # after raw_videos, when the same command runs it first
+        partition_key = None
+        # After raw_videos, when the same command runs it first: the videos are those of its videos.json.
+        if partitioned and args.all_partitions:
             from orchestration.partitions import all_videos_run_tags
 
-            try:
-                partition_tags = all_videos_run_tags(instance)
-            except ValueError as exc:
-                print(str(exc), file=sys.stderr)
-                return 1
+            partition_tags = all_videos_run_tags(instance, defs.resources["project"])
+        elif partitioned:
+            from orchestration.partitions import video_run_key
+
+            partition_key = video_run_key(instance, defs.resources["project"], args.partition)
         result = dg.materialize(
             assets=[*defs.assets, *(defs.asset_checks or [])],
             selection=selection,
             instance=instance,
             resources=defs.resources,
-            partition_key=args.partition if partitioned else None,
+            partition_key=partition_key,
             tags=tags | partition_tags,
             run_config={"loggers": {"console": {"config": {"log_level": level}}}},
             raise_on_error=False,
         )
         results.append(result)
+        if args.verbose == 0:
+            _print_run_warnings(instance, result.run_id)
         if not result.success:
             break  # the rest depends on it
     for result in results:
@@ -154,14 +160,109 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         return 1
     failed = next((result for result in results if not result.success), None)
     if failed is not None:
-        print(f"run {failed.run_id} failed; details: make ui, then open the run", file=sys.stderr)
-        for event in failed.all_events:
-            if event.is_step_failure and event.step_failure_data is not None:
-                print(
-                    event.step_failure_data.error.to_string() if event.step_failure_data.error else "", file=sys.stderr
-                )
+        _report_failure(failed, instance, root)
         return 1
     return 0
+
+
+def _print_run_warnings(instance, run_id: str) -> None:
+    """The warnings and errors the assets logged in run ``run_id`` (``context.log``), one line each."""
+    for entry in instance.all_logs(run_id):
+        # "Dependencies for step X failed ... Not executing": the failure paragraph already says what failed.
+        if not entry.is_dagster_event and entry.level >= logging.WARNING and "Not executing" not in entry.user_message:
+            print(f"{entry.step_key or 'run'}: {entry.user_message}", file=sys.stderr)
+
+
+#: OS errors that are about the user's files and folders (read-only, missing, full), not bugs.
+_PATH_ERRORS = {"PermissionError", "FileNotFoundError", "NotADirectoryError", "IsADirectoryError", "FileExistsError"}
+_PATH_ERRNOS = ("[Errno 28]", "[Errno 30]", "[Errno 13]")  # no space left, read-only file system, permission denied
+
+
+def _causes(error) -> list:
+    """``error`` (a Dagster ``SerializableErrorInfo``) and everything in its cause and context chains, outermost
+    first."""
+    chain, todo = [], [error]
+    while todo:
+        current = todo.pop(0)
+        if current is not None and current not in chain:
+            chain.append(current)
+            todo += [current.cause, current.context]
+    return chain
+
+
+def _bare_message(error) -> str:
+    """An error's message without the ``module.Class: `` prefix Dagster puts in front of it."""
+    message = error.message.strip()
+    prefix = f"{error.cls_name}: "
+    return message.split(prefix, 1)[1].strip() if prefix in message.split("\n", 1)[0] else message
+
+
+def step_error_paragraph(step: str, error, description: str | None = None) -> str:
+    """What a failed step tells the user: a user error's own message, or a one-line summary of an unexpected one.
+
+    ``error`` is the step's ``SerializableErrorInfo``; the user error is the first
+    :class:`~embodied_r.errors.UserError` (or OS error on a path: read-only folder, missing file, disk full) in its
+    cause chain. ``description`` is a ``dagster.Failure``'s, which the assets raise with the fix in it.
+    """
+    from embodied_r.errors import user_error_names
+
+    names = user_error_names()
+    for cause in _causes(error):
+        if cause.cls_name in names:
+            return f"{step} failed: {_bare_message(cause)}"
+        if cause.cls_name in _PATH_ERRORS or any(code in cause.message for code in _PATH_ERRNOS):
+            fix = "check that the path exists and that its folder is writable (or set the option naming it elsewhere)"
+            return f"{step} failed: {_bare_message(cause)}; {fix}"
+    if description:
+        return f"{step} failed: {description}"
+    innermost = _causes(error)[-1] if error is not None else None
+    if innermost is None:
+        return f"{step} failed (no error recorded)"
+    frames = [line.strip().split("\n")[0] for line in innermost.stack if line.strip().startswith("File ")]
+    ours = [f for f in frames if "site-packages" not in f] or frames  # the project's line, not the library's
+    where = f", {ours[-1]}" if ours else ""
+    first_line = _bare_message(innermost).splitlines()[0] if innermost.message.strip() else ""
+    summary = f"{innermost.cls_name}: {first_line}{where}"
+    return f"{step} failed with an unexpected error (a bug, please report it): {summary}"
+
+
+def write_run_log(instance, run_id: str, home: Path) -> Path:
+    """Every event of run ``run_id``, with full stack traces, in ``<DAGSTER_HOME>/logs/<run_id>.log``."""
+    import datetime as dt
+
+    path = home / "logs" / f"{run_id}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as out:
+        for entry in instance.all_logs(run_id):
+            stamp = dt.datetime.fromtimestamp(entry.timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+            level = logging.getLevelName(entry.level)
+            event = entry.dagster_event.event_type_value if entry.is_dagster_event else "LOG"
+            out.write(f"{stamp} {level} {entry.step_key or '-'} {event}: {entry.user_message}\n")
+            failed_step = entry.is_dagster_event and entry.dagster_event.is_step_failure
+            data = entry.dagster_event.step_failure_data if failed_step else None
+            error = (data.error if data is not None else None) or entry.error_info
+            if error is not None:
+                out.write(error.to_string() + "\n")
+    return path
+
+
+def _report_failure(result, instance, root: Path) -> None:
+    """One paragraph per failed step of ``result`` (what, which item, the fix) and where the full log is."""
+    home = Path(os.environ["DAGSTER_HOME"])
+    log_path = write_run_log(instance, result.run_id, home)
+    shown = log_path.relative_to(Path.cwd()) if log_path.is_relative_to(Path.cwd()) else log_path
+    paragraphs = []
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data is not None:
+            data = event.step_failure_data
+            description = data.user_failure_data.description if data.user_failure_data else None
+            paragraphs.append(step_error_paragraph(event.step_key or "run", data.error, description))
+    if not paragraphs:  # the run failed outside its steps
+        failure = next((e for e in result.all_events if e.event_type_value == "RUN_FAILURE"), None)
+        paragraphs.append(f"run failed: {failure.message if failure else 'no reason recorded'}")
+    for paragraph in paragraphs:
+        print(paragraph, file=sys.stderr)
+    print(f"Full log: {shown} (or `make ui` and open run {result.run_id}).", file=sys.stderr)
 
 
 def _resolve(defs, assets: list[str]) -> tuple[Any, set, set]:

@@ -23,6 +23,7 @@ class TinyPipeline:
         self.root = root
         self.instance = dg.DagsterInstance.ephemeral()
         project = ProjectResource(root=str(root))
+        self.project = project
         self.resources = {"project": project, "mlflow": MlflowResource(project=project)}
 
     def materialize(self, selection: list[str], **kwargs) -> dg.ExecuteInProcessResult:
@@ -32,7 +33,7 @@ class TinyPipeline:
 
     def materialize_keyframes(self) -> None:
         assert self.materialize(["raw_videos"]).success
-        assert self.materialize(["keyframes"], tags=all_videos_run_tags(self.instance)).success
+        assert self.materialize(["keyframes"], tags=all_videos_run_tags(self.instance, self.project)).success
 
 
 @pytest.fixture

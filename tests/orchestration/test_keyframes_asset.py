@@ -8,7 +8,7 @@ import yaml
 
 from orchestration.assets.data import raw_videos
 from orchestration.assets.keyframes import FAILURES, keyframes
-from orchestration.partitions import VIDEOS, all_videos_run_tags
+from orchestration.partitions import VIDEOS, all_videos_run_tags, video_partition_key
 from orchestration.resources import ProjectResource
 
 
@@ -26,13 +26,13 @@ def test_keyframes_one_run_for_all_partitions_and_a_bad_video_fails_alone(tiny_p
         selection=["keyframes"],
         instance=instance,
         resources=resources,
-        tags=all_videos_run_tags(instance),
+        tags=all_videos_run_tags(instance, resources["project"]),
         raise_on_error=False,
     )
     assert not result.success, "with max_failed_share 0 a failed video fails the run"
     assert len(instance.get_runs()) == 2, "all partitions ran in a single run"
     materialized = instance.get_materialized_partitions(dg.AssetKey("keyframes"))
-    assert materialized == set(videos) - {bad}
+    assert materialized == {video_partition_key("data", v) for v in set(videos) - {bad}}
     out = tiny_project / "data" / "keyframes"
     failure = json.loads((out / FAILURES / f"{bad}.json").read_text())
     assert bad in failure["error"] or "video" in failure["error"].lower()
@@ -55,9 +55,9 @@ def test_keyframes_one_run_for_all_partitions_and_a_bad_video_fails_alone(tiny_p
         selection=["keyframes"],
         instance=instance,
         resources=resources,
-        tags=all_videos_run_tags(instance),
+        tags=all_videos_run_tags(instance, resources["project"]),
         raise_on_error=False,
     )
     assert again.success
     assert (out / FAILURES / f"{bad}.json").is_file()
-    assert sorted(instance.get_dynamic_partitions(VIDEOS)) == sorted(videos)
+    assert sorted(instance.get_dynamic_partitions(VIDEOS)) == [video_partition_key("data", v) for v in sorted(videos)]
