@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from embodied_r.errors import UserError
 from embodied_r.rewards import RewardsConfig
 from embodied_r.training.config import GrpoTrainingConfig
 from embodied_r.training.supervised import ColdStartConfig, SFTConfig
@@ -600,7 +601,7 @@ class Params(_Section):
         return self
 
 
-class ParamsError(ValueError):
+class ParamsError(UserError, ValueError):
     """``params.yaml`` is invalid; the message names each bad key and what is allowed."""
 
 
