@@ -76,9 +76,10 @@ def test_grpo_lm_trains_in_two_processes_with_torchrun(tiny_pipeline):
     assert len(history) == 1, "the launched processes log into the asset's MLflow run"
 
 
-#: Run in a real process by the kill test: materializes grpo_lm, and pauses inside the save of checkpoint-<step>
-#: once its weights are written (optimizer, RNG states, trainer state and completion marker not yet), so that the
-#: test's SIGKILL lands mid-save, with the writer lock held, the MLflow run RUNNING and the Dagster run STARTED.
+#: Run in a real process by the kill tests: materializes one asset, and pauses inside the save of
+#: checkpoint-<step> once its weights are written (optimizer, RNG states, trainer state and completion marker not
+#: yet), so that the test's SIGKILL lands mid-save, with the writer lock held, the MLflow run RUNNING and the Dagster
+#: run STARTED. It imports while the test prepares the upstream, then waits for the file ``go``.
 KILLED_MATERIALIZATION = """
 import os, sys, time
 from pathlib import Path
@@ -86,7 +87,7 @@ from pathlib import Path
 import dagster as dg
 from transformers import Trainer
 
-go, ready, pause_step, root, dagster_home = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), *sys.argv[4:]
+go, ready, pause_step, root, dagster_home, asset = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), *sys.argv[4:]
 save_optimizer = Trainer._save_optimizer_and_scheduler
 
 
@@ -103,96 +104,117 @@ from orchestration.definitions import defs
 from orchestration.resources import MlflowResource, ProjectResource
 
 project = ProjectResource(root=root)
-while not go.exists():  # imported while the test materializes the upstream assets
+while not go.exists():
     time.sleep(0.1)
 dg.materialize(
-    [*defs.assets, *(defs.asset_checks or [])], selection=["grpo_lm"],
+    [*defs.assets, *(defs.asset_checks or [])], selection=[asset],
     instance=dg.DagsterInstance.from_config(dagster_home),
     resources={"project": project, "mlflow": MlflowResource(project=project)},
 )
 """
 
 
-@pytest.mark.slow
-def test_a_killed_grpo_lm_is_refused_then_resumed_closed_and_continued(tiny_project, tiny_lm, tmp_path, caplog):
-    """Issue 36, items 10-12, with a real SIGKILL to a real ``materialize grpo_lm`` process.
+class KilledMaterialization:
+    """A training project on a persistent Dagster instance, and a real process materializing ``asset`` in it.
 
     The training rows are written as ``training_set`` writes them (the perception lineage above it is other
-    tests'); ``base_lm`` and ``warm_lm`` (cold start off) are materialized on a persistent instance that the
-    killed process shares.
+    tests'); :meth:`materialize` runs a selection in this process on the same instance.
     """
-    import dagster as dg
 
-    from embodied_r.models.tiny import write_tiny_rows
-    from orchestration.definitions import defs
-    from orchestration.resources import MlflowResource, ProjectResource
+    def __init__(self, root: Path, tiny_lm: Path, tmp: Path, asset: str, pause_step: int, **sections: dict) -> None:
+        import dagster as dg
 
-    root = tiny_project
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["lm"]["base"] = str(tiny_lm)
-    params["cold_start"]["enabled"] = False
-    params["grpo"].update(num_generations=2, max_completion_length=8, max_steps=4, save_steps=1)
-    (root / "params.yaml").write_text(yaml.safe_dump(params))
-    project = ProjectResource(root=str(root))
-    layout = project.layout()
-    layout.training_set.mkdir(parents=True)
-    write_tiny_rows(layout.training_set / "train.jsonl")
-    (layout.training_set / "val.jsonl").write_text("")
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    instance = dg.DagsterInstance.from_config(str(home))  # shared with the process below
+        from embodied_r.models.tiny import write_tiny_rows
+        from orchestration.resources import MlflowResource, ProjectResource
 
-    def materialize(selection: list[str], **kwargs) -> dg.ExecuteInProcessResult:
-        return dg.materialize(
-            [*defs.assets, *(defs.asset_checks or [])], selection=selection, instance=instance,
-            resources={"project": project, "mlflow": MlflowResource(project=project)}, **kwargs,
-        )  # fmt: skip
+        params = yaml.safe_load((root / "params.yaml").read_text())
+        params["lm"]["base"] = str(tiny_lm)
+        for section, values in sections.items():
+            params[section].update(values)
+        (root / "params.yaml").write_text(yaml.safe_dump(params))
+        self.root, self.asset = root, asset
+        self.project = ProjectResource(root=str(root))
+        self.layout = self.project.layout()
+        self.layout.training_set.mkdir(parents=True)
+        write_tiny_rows(self.layout.training_set / "train.jsonl")
+        (self.layout.training_set / "val.jsonl").write_text("")
+        home = tmp / "dagster_home"
+        home.mkdir()
+        self.instance = dg.DagsterInstance.from_config(str(home))
+        self.resources = {"project": self.project, "mlflow": MlflowResource(project=self.project)}
+        script, self.go, self.ready, self.output = (tmp / n for n in ("materialize.py", "go", "ready", "killed.log"))
+        script.write_text(KILLED_MATERIALIZATION)
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{PROJECT_ROOT / 'src'}:{PROJECT_ROOT}"}
+        argv = [sys.executable, script, self.go, self.ready, str(pause_step), root, home, asset]
+        with self.output.open("w") as log_file:
+            self.proc = subprocess.Popen(argv, cwd=root, env=env, stdout=log_file, stderr=subprocess.STDOUT)
 
-    script, go, ready, output = (tmp_path / name for name in ("materialize.py", "go", "ready", "killed.log"))
-    script.write_text(KILLED_MATERIALIZATION)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{PROJECT_ROOT / 'src'}:{PROJECT_ROOT}"}
-    with output.open("w") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, str(script), str(go), str(ready), "3", str(root), str(home)],
-            cwd=root, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        assert materialize(["base_lm", "warm_lm"]).success  # while the process imports
-        go.touch()
+    def materialize(self, selection: list[str], **kwargs):
+        import dagster as dg
+
+        from orchestration.definitions import defs
+
+        assets = [*defs.assets, *(defs.asset_checks or [])]
+        return dg.materialize(assets, selection=selection, instance=self.instance, resources=self.resources, **kwargs)
+
+    def start(self, upstream: list[str]) -> None:
+        """Materialize ``upstream`` here, then let the process train until it pauses mid-save."""
+        assert self.materialize(upstream).success
+        self.go.touch()
         deadline = time.monotonic() + 180
-        while not ready.exists():
-            assert proc.poll() is None, output.read_text()[-3000:]
-            assert time.monotonic() < deadline, "the training never reached checkpoint-3"
+        while not self.ready.exists():
+            assert self.proc.poll() is None, self.output.read_text()[-3000:]
+            assert time.monotonic() < deadline, "the training never reached the checkpoint to be killed in"
             time.sleep(0.2)
 
-        # Item 12: a second materialization of the same training while the first one runs is refused.
-        second = materialize(["grpo_lm"], raise_on_error=False)
+    def refusal(self) -> str:
+        """Materialize the same asset again while the process trains: it must fail; its failure's description."""
+        second = self.materialize([self.asset], raise_on_error=False)
         assert not second.success
-        failure = next(e for e in second.all_events if e.is_step_failure).step_failure_data
-        refusal = failure.user_failure_data.description
-        assert f"locked by grpo_lm training (pid {proc.pid} on host {socket.gethostname()}, started " in refusal
+        return next(e for e in second.all_events if e.is_step_failure).step_failure_data.user_failure_data.description
+
+    def kill(self):
+        """SIGKILL the process; returns the Dagster run it left STARTED."""
+        import dagster as dg
+
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=60)
+        assert self.proc.returncode == -signal.SIGKILL
+        return next(r for r in self.instance.get_runs() if r.status == dg.DagsterRunStatus.STARTED)
+
+
+@pytest.mark.slow
+def test_a_killed_grpo_lm_is_refused_then_resumed_closed_and_continued(tiny_project, tiny_lm, tmp_path, caplog):
+    """Issue 36, items 10-12, with a real SIGKILL to a real ``materialize grpo_lm`` process."""
+    import dagster as dg
+
+    grpo = {"num_generations": 2, "max_completion_length": 8, "max_steps": 4, "save_steps": 1}
+    run = KilledMaterialization(tiny_project, tiny_lm, tmp_path, "grpo_lm", 3, grpo=grpo, cold_start={"enabled": False})
+    pid = run.proc.pid
+    try:
+        run.start(["base_lm", "warm_lm"])
+        # Item 12: a second materialization of the same training while the first one runs is refused.
+        refusal = run.refusal()
+        assert f"locked by grpo_lm training (pid {pid} on host {socket.gethostname()}, started " in refusal
         assert "wait for that run to finish" in refusal.lower(), refusal
     finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL
-    key = next((root / ".cache" / "grpo").iterdir())
+        killed_run = run.kill()
+    key = next((tiny_project / ".cache" / "grpo").iterdir())
     assert (key / "checkpoint-3" / "model.safetensors").is_file(), "killed mid-save: the weights, nothing after"
     assert not (key / "checkpoint-3" / "trainer_state.json").exists()
-    killed_run = next(r for r in instance.get_runs() if r.status == dg.DagsterRunStatus.STARTED)
 
     # Items 10 and 11: the next materialization takes the dead process's lock over, resumes from checkpoint-2
     # (the last complete one), closes the runs the kill left open and continues the curve in its own run.
     with caplog.at_level(logging.WARNING):
-        third = materialize(["grpo_lm"])
+        third = run.materialize(["grpo_lm"])
     meta = third.asset_materializations_for_node("grpo_lm")[0].metadata
     assert meta["resumed_from"].value.endswith("checkpoint-2"), meta["resumed_from"].value
     assert (meta["global_step"].value, meta["steps_this_run"].value) == (4, 2)
-    assert f"from grpo_lm training (pid {proc.pid} on host" in caplog.text and "that process is gone" in caplog.text
+    assert f"from grpo_lm training (pid {pid} on host" in caplog.text and "that process is gone" in caplog.text
     assert "skipped checkpoint-3 (no completion marker" in caplog.text
 
-    client = _client(root)
-    pointer = json.loads((layout.models / "grpo_lm.json").read_text())
+    client = _client(tiny_project)
+    pointer = json.loads((run.layout.models / "grpo_lm.json").read_text())
     experiment_id = client.get_run(pointer["run_id"]).info.experiment_id
     runs = client.search_runs([experiment_id], "tags.`embodied_r.stage` = 'grpo_lm'")
     assert len(runs) == 2, "the refused materialization opened no run"
@@ -205,6 +227,6 @@ def test_a_killed_grpo_lm_is_refused_then_resumed_closed_and_continued(tiny_proj
     assert resumed.data.tags["embodied_r.resume_step"] == "2"
     steps = [m.step for m in client.get_metric_history(pointer["run_id"], "rewards/format/mean")]
     assert sorted(steps) == [1, 2, 3, 4], "the whole curve, each step once, in the run that finished"
-    assert instance.get_run_by_id(killed_run.run_id).status == dg.DagsterRunStatus.FAILURE
+    assert run.instance.get_run_by_id(killed_run.run_id).status == dg.DagsterRunStatus.FAILURE
     assert [str(v.version) for v in client.search_model_versions("name='embodied-r-lm'")] == ["1"]
     assert not (key / "writer.lock").read_text(), "released"
