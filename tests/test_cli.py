@@ -166,3 +166,17 @@ def test_all_partitions_runs_every_video_of_the_params_files_own_dataset(
     assert main([*root, "materialize", "keyframes", "--partition", f"data-b::{sorted(videos)[0]}"]) == 1
     err = capsys.readouterr().err
     assert "are not videos of data_dir 'data', the params file's dataset" in err and "Traceback" not in err
+
+
+def test_an_unwritable_output_folder_is_one_paragraph_naming_the_path(
+    tiny_project: Path, tiny_params_dict: dict, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    """An OS error on a path (read-only folder, a file where a folder should be, disk full) is the user's to fix."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tiny_project / ".dagster_home"))
+    (tiny_project / "blocker").write_text("a file where data_dir's parent folder should be")
+    (tiny_project / "params.yaml").write_text(yaml.safe_dump({**tiny_params_dict, "data_dir": "blocker/data"}))
+
+    assert main(["--root", str(tiny_project), "materialize", "raw_videos"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("raw_videos failed: [Errno 20] Not a directory:") and "blocker" in err
+    assert "that its folder is writable" in err and "Stack Trace" not in err and len(err.strip().splitlines()) <= 3
