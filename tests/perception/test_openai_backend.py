@@ -208,3 +208,12 @@ def test_a_401_echoing_the_key_leaves_no_trace_of_it(world, caplog, capsys) -> N
     printed = capsys.readouterr()
     for text in (json.dumps(out.failures), caplog.text, printed.out, printed.err):
         assert SECRET not in text and "SECRET" not in text
+
+
+def test_a_hanging_server_is_a_recorded_timeout_not_a_hung_run(world) -> None:
+    with FakeOpenAIServer(lambda body, n: ("hang",)) as server:
+        out = run(world, cfg_for(server, timeout_s=0.3, max_retries=0, concurrency=8))
+    assert out.samples == [] and len(out.failures) == len(world.records)
+    assert all("Timeout" in f["error"] for f in out.failures)
+    # One try each, no retry (on a loaded machine a try may time out before the server has read it).
+    assert 0 < len(server.requests) <= len(world.records) * len(KEYFRAME_INDICES)
