@@ -3,6 +3,11 @@
 The key is a sha256 over everything that changes an answer (see :func:`cache_key`); entries live at
 ``<root>/<key[:2]>/<key>.json`` and are written atomically (temporary file + ``os.replace``), so a killed run
 loses nothing already described and never leaves a half-written entry. Failures are never cached.
+
+An entry holds the answer ``text``, token usage, what was asked, ``attempts`` (answers given so far for this
+key) and, when the answer failed the per-record data checks, ``invalid`` (why). The driver
+(:mod:`embodied_r.perception.describe`) re-checks every entry it reads and asks a failing one again instead of
+serving it, until ``perception.max_attempts`` answers were given — so a refusal cached once is not served forever.
 """
 
 from __future__ import annotations
