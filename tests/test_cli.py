@@ -162,6 +162,11 @@ def test_all_partitions_runs_every_video_of_the_params_files_own_dataset(
     assert len(videos) == 3 and done == {f"data::{video_id}" for video_id in videos}
     assert not (tiny_project / "data-b" / "keyframes").exists()
 
+    # One video by its id: this dataset's partition.
+    first = sorted(videos)[0]
+    assert main([*root, "materialize", "keyframes", "--partition", first]) == 0
+    assert f"materialized keyframes [data::{first}]" in capsys.readouterr().out
+
     # One video of another dataset: refused before anything runs, naming the key and the fix.
     assert main([*root, "materialize", "keyframes", "--partition", f"data-b::{sorted(videos)[0]}"]) == 1
     err = capsys.readouterr().err

@@ -415,8 +415,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("materialize", help="materialize assets in-process on the project's Dagster instance")
     p.add_argument("assets", nargs="+", help="asset keys (or a Dagster selection) to materialize")
-    p.add_argument("--partition", default=None, help="one partition key (per-video assets)")
-    p.add_argument("--all-partitions", action="store_true", help="every video partition, in one run")
+    p.add_argument("--partition", default=None, help="one video: its id, or its key <data_dir>::<video_id>")
+    p.add_argument(
+        "--all-partitions", action="store_true", help="every video of <data_dir>/raw/videos.json, in one run"
+    )
     p.add_argument("--tag", action="append", default=[], help="run tag KEY=VALUE (repeatable)")
     p.set_defaults(func=cmd_materialize)
 
