@@ -74,6 +74,11 @@ def test_grpo_lm_trains_in_two_processes_with_torchrun(tiny_pipeline):
     ]
     history = _client(root, registry=False).get_metric_history(pointer["run_id"], "rewards/format/mean")
     assert len(history) == 1, "the launched processes log into the asset's MLflow run"
+    from embodied_r.training.checkpoints import checkpoint_problem
+
+    checkpoint = root / ".cache" / "grpo" / pointer["training_key"] / "checkpoint-1"
+    assert checkpoint_problem(checkpoint) is None, "marked complete once both processes saved their part"
+    assert (checkpoint / "rng_state_1.pth").is_file()
 
 
 #: Run in a real process by the kill tests: materializes one asset, and pauses inside the save of

@@ -8,6 +8,9 @@ One process (CPU or one GPU)::
 ``--config`` holds :class:`~embodied_r.training.config.GrpoTrainingConfig` fields (defaults: the paper's),
 ``--rewards`` :class:`~embodied_r.rewards.RewardsConfig` fields (the reward set, its judge and the weight
 schedule); a few flags (``--max-steps``, ``--num-generations`` …) override the config for quick runs.
+A single process holds ``OUT/writer.lock`` while it trains, so a second one into the same ``--out`` is refused;
+launched processes (``LOCAL_RANK`` set) leave the lock to whoever launched them (the ``grpo_lm`` asset holds it
+around :func:`run_launched`).
 
 Several processes, plain DDP (one process per GPU; on CPU, gloo — this is what the tests run)::
 
@@ -31,9 +34,10 @@ Generation with vLLM on GPUs (``use_vllm: true`` in ``--config``; vLLM must be i
   --num_processes 7 ...``) with ``vllm_server_base_url: http://HOST:8000``; the weights are pushed to the
   server after each step.
 
-Outputs: ``OUT/final`` (model + tokenizer), ``OUT/checkpoint-*`` (resumed automatically unless
-``--no-resume``), ``OUT/outcome.json`` (the :class:`~embodied_r.training.grpo.TrainOutcome`, from rank 0) and
-``OUT/launch_ranks/rank-<r>.json`` (each process's rank and the world size the trainer saw).
+Outputs: ``OUT/final`` (model + tokenizer), ``OUT/checkpoint-*`` (the last complete one resumed automatically
+unless ``--no-resume``; one a kill left half-written is skipped), ``OUT/outcome.json`` (the
+:class:`~embodied_r.training.grpo.TrainOutcome`, from rank 0) and ``OUT/launch_ranks/rank-<r>.json`` (each
+process's rank and the world size the trainer saw).
 """
 
 from __future__ import annotations
