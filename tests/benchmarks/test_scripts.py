@@ -123,6 +123,27 @@ def _runs(w: dict[str, Path]) -> dict[str, tuple[list[str], str]]:
             ["--model", model, "--rows", rows + "test.jsonl", "--n", "4", "--rounds", "1"],
             "completions differing: 0 of 4",
         ),
+        "roofline": (
+            [
+                "--model",
+                model,
+                "--prompt-tokens",
+                "16",
+                "--new-tokens",
+                "4",
+                "--generations",
+                "2",
+                "--cold-batch",
+                "2",
+                "--eval-batch",
+                "2",
+                "--repeat",
+                "1",
+                "--markdown",
+                f"{out}/roofline.md",
+            ],
+            "share of roofline",
+        ),
         "rollouts": (
             [
                 model,
