@@ -33,6 +33,7 @@ from embodied_r.rewards import (
     make_format_reward,
     progress_from_trainer_state,
 )
+from embodied_r.rewards.schedule import weights_for
 
 ABCD = ["A", "B", "C", "D"]
 QUESTION = "Question: Where is the red chair?\nA. left\nB. right\nC. ahead\nD. behind"
@@ -594,10 +595,10 @@ def test_schedule_at_step_fractions(step: int, max_steps: int, expected: tuple[i
 
 def test_schedule_weights_for_names_and_validation() -> None:
     schedule = RewardSchedule.paper()
-    assert schedule.weights_for(["format", "accuracy", "consistency"], step_fraction=0.9) == pytest.approx(
+    assert weights_for(schedule, ["format", "accuracy", "consistency"], step_fraction=0.9) == pytest.approx(
         [0.1, 0.7, 0.2]
     )  # the official launch's --reward_weights (format 0.1, accuracy 0.7, consistency 0.2)
-    assert schedule.weights_for(["format", "accuracy"], step_fraction=0.0) == pytest.approx([0.7, 0.3])
+    assert weights_for(schedule, ["format", "accuracy"], step_fraction=0.0) == pytest.approx([0.7, 0.3])
     with pytest.raises(ValueError, match="step_fraction"):
         schedule.weights_at(epoch=3.0)
     with pytest.raises(ValidationError, match="same unit"):
@@ -659,7 +660,7 @@ def test_build_reward_funcs_without_a_judge() -> None:
     cfg = RewardsConfig(schedule=RewardSchedule.constant((1.0, 1.0, 0.0)), judge=JudgeConfig(backend="none"))
     funcs, names = build_reward_funcs(cfg)
     assert names == ["format", "accuracy"] == [f.__name__ for f in funcs]
-    assert cfg.schedule.weights_for(names, step_fraction=0.3) == [0.5, 0.5]
+    assert weights_for(cfg.schedule, names, step_fraction=0.3) == [0.5, 0.5]
     with pytest.raises(ValueError, match="policy_model_path"):
         build_reward_funcs(RewardsConfig())
 
