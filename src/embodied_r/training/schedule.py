@@ -2,11 +2,12 @@
 
 TRL 1.16 keeps the weights as a float tensor ``GRPOTrainer.reward_weights`` (one entry per reward function) and
 reads it each time it scores a generation batch (``rewards_per_func * reward_weights``, a ``nansum``). The
-schedule itself is pure (:class:`embodied_r.rewards.RewardSchedule`): weights are a function of training
-progress. :class:`RewardScheduleCallback` therefore recomputes them at the start of every optimizer step — before
-that step's completions are generated and scored — and copies them into the tensor in place. Because they
-depend only on ``TrainerState`` (``epoch``, ``global_step / max_steps``), a run resumed from a checkpoint
-continues with the right stage and nothing extra has to be saved.
+schedule itself is pure (:class:`embodied_r.rewards.config.RewardSchedule`): weights are a function of training
+progress, read through :mod:`embodied_r.rewards.schedule` — the same progress and weights the consistency reward
+uses to skip its judge while ω_consistency is 0. :class:`RewardScheduleCallback` therefore recomputes them at
+the start of every optimizer step — before that step's completions are generated and scored — and copies them
+into the tensor in place. Because they depend only on ``TrainerState`` (``epoch``, ``global_step / max_steps``),
+a run resumed from a checkpoint continues with the right stage and nothing extra has to be saved.
 
 Each step's weights are also reported as metrics ``schedule/w_<name>`` through TRL's per-batch metric channel
 (the one reward functions reach as ``log_metric``), so they land in the same log line — and the same MLflow
@@ -17,51 +18,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from transformers import TrainerCallback
 
+from embodied_r.rewards.schedule import WeightSchedule, training_progress, weights_for
+
 log = logging.getLogger(__name__)
-
-#: The order of a schedule's weight triple (ω_format, ω_accuracy, ω_consistency).
-SCHEDULE_ORDER: tuple[str, str, str] = ("format", "accuracy", "consistency")
-
-
-class WeightSchedule(Protocol):
-    """Anything with the schedule's ``weights_at`` (e.g. :class:`embodied_r.rewards.RewardSchedule`)."""
-
-    def weights_at(
-        self, epoch: float | None = None, step_fraction: float | None = None
-    ) -> tuple[float, float, float]: ...
-
-
-def progress(state: Any) -> tuple[float, float]:
-    """(elapsed epochs, fraction of the run's optimizer steps done) from a ``TrainerState``."""
-    epoch = float(state.epoch or 0.0)
-    max_steps = state.max_steps or 0
-    fraction = min(state.global_step / max_steps, 1.0) if max_steps > 0 else 0.0
-    return epoch, fraction
-
-
-def weights_for(schedule: WeightSchedule, names: Sequence[str], epoch: float, step_fraction: float) -> list[float]:
-    """The schedule's weights at this progress, aligned with the reward ``names``.
-
-    ``names`` must be drawn from ``("format", "accuracy", "consistency")``; a schedule triple gives the weight of
-    each by name, so a run without the consistency reward simply ignores ω_c.
-
-    >>> class Fixed:
-    ...     def weights_at(self, epoch=None, step_fraction=None):
-    ...         return (0.1, 0.7, 0.2)
-    >>> weights_for(Fixed(), ["format", "accuracy"], 0.0, 0.0)
-    [0.1, 0.7]
-    """
-    unknown = [n for n in names if n not in SCHEDULE_ORDER]
-    if unknown:
-        raise ValueError(f"reward names {unknown} are not in the schedule's order {SCHEDULE_ORDER}")
-    triple = schedule.weights_at(epoch=epoch, step_fraction=step_fraction)
-    by_name = dict(zip(SCHEDULE_ORDER, triple, strict=True))
-    return [float(by_name[n]) for n in names]
 
 
 class RewardScheduleCallback(TrainerCallback):
@@ -69,7 +33,7 @@ class RewardScheduleCallback(TrainerCallback):
 
     Args:
         trainer: The ``GRPOTrainer`` whose weights to drive (every rank holds its own copy; all compute the same).
-        schedule: An object with ``weights_at(epoch=, step_fraction=)`` (see :class:`WeightSchedule`).
+        schedule: An object with ``weights_at(epoch=, step_fraction=)`` (a ``WeightSchedule``).
         names: The trainer's reward names, in the order of its reward functions.
     """
 
@@ -84,7 +48,7 @@ class RewardScheduleCallback(TrainerCallback):
         self.switches: list[tuple[int, list[float]]] = []
 
     def _apply(self, state: Any) -> list[float]:
-        epoch, fraction = progress(state)
+        epoch, fraction = training_progress(state)
         weights = weights_for(self.schedule, self.names, epoch, fraction)
         if weights != self.current:
             self.trainer.reward_weights.copy_(torch.tensor(weights, dtype=self.trainer.reward_weights.dtype))

@@ -4,46 +4,33 @@ Retries on timeouts, connection errors, 408/409/429 and 5xx are the ``openai`` S
 from 0.5 s, honouring ``Retry-After``), set by ``max_retries`` and ``timeout_s``; the error left after the last
 retry propagates and the driver records it as a failure of that item.
 
-The API key comes from the environment variable named by ``api_key_env``. When it is unset and ``base_url``
-points to this machine (a local vLLM accepts any key) the placeholder ``EMPTY`` is used; for a remote server a
-missing key is an error naming the variable. The key is never logged nor put in an exception message: a server
-error may echo it (``401 Incorrect API key provided: sk-...``), so every SDK error is turned into a
-:class:`PerceptionError` whose text went through :func:`~embodied_r.redaction.redact_secrets` (the key and
+The API key comes from the environment variable named by ``api_key_env``, by the project's one policy for
+OpenAI-compatible servers (:mod:`embodied_r.openai_client`, shared with the consistency judge): when it is unset
+and ``base_url`` points to this machine (a local vLLM accepts any key) the placeholder ``EMPTY`` is used; for a
+remote server a missing key is an error naming the variable. The key is never logged nor put in an exception
+message: a server error may echo it (``401 Incorrect API key provided: sk-...``), so every SDK error is turned
+into a :class:`PerceptionError` whose text went through :func:`~embodied_r.redaction.redact_secrets` (the key and
 anything shaped like one removed), raised ``from None`` so no traceback shows the original message.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-from urllib.parse import urlparse
-
 import openai
 
+from embodied_r.openai_client import MissingAPIKeyError, openai_client
+from embodied_r.openai_client import resolve_api_key as resolve_key
 from embodied_r.perception.backends.base import DescribeRequest, PerceptionError, VisionLanguageModel, VLMAnswer
 from embodied_r.perception.backends.images import jpeg_data_uri
 from embodied_r.perception.config import PerceptionConfig
 from embodied_r.redaction import redact_secrets
 
-logger = logging.getLogger(__name__)
-
-LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})
-PLACEHOLDER_KEY = "EMPTY"
-
 
 def resolve_api_key(cfg: PerceptionConfig) -> str:
     """The API key from ``os.environ[cfg.api_key_env]``; ``EMPTY`` for a local server without one."""
-    key = os.environ.get(cfg.api_key_env, "").strip()
-    if key:
-        return key
-    host = urlparse(cfg.base_url).hostname or ""
-    if host in LOCAL_HOSTS:
-        logger.info("%s is not set; using a placeholder key for the local server %s", cfg.api_key_env, cfg.base_url)
-        return PLACEHOLDER_KEY
-    raise PerceptionError(
-        f"the environment variable {cfg.api_key_env} (perception.api_key_env) is not set; it must hold the API key "
-        f"for {cfg.base_url}"
-    )
+    try:
+        return resolve_key(cfg.api_key_env, cfg.base_url, setting="perception.api_key_env")
+    except MissingAPIKeyError as exc:
+        raise PerceptionError(str(exc)) from None
 
 
 class OpenAIBackend(VisionLanguageModel):
@@ -56,11 +43,8 @@ class OpenAIBackend(VisionLanguageModel):
         api_key = resolve_api_key(cfg)
         self._secrets = (api_key,)
         # The SDK client is thread-safe (one httpx connection pool shared by the worker threads).
-        self._client = openai.OpenAI(
-            api_key=api_key,
-            base_url=cfg.base_url,
-            timeout=cfg.timeout_s,
-            max_retries=cfg.max_retries,
+        self._client = openai_client(
+            base_url=cfg.base_url, api_key=api_key, timeout_s=cfg.timeout_s, max_retries=cfg.max_retries
         )
 
     def describe(self, request: DescribeRequest) -> VLMAnswer:
