@@ -1,6 +1,6 @@
 """Benchmark: the embedded synthetic world — render time, question counts per category, the blind baseline.
 
-Renders the world ``params.yaml`` describes (the demo's: 10 scenes × 4 videos = 40 videos) into a temporary
+Renders the world ``params.yaml`` describes (the demo's: 20 scenes × 4 videos = 80 videos) into a temporary
 folder, timed; prints the questions per category and the accuracy of the text-only ("blind") heuristics, which
 must stay at chance (cross-fitted: each heuristic is scored on the half it was not fitted on).
 
