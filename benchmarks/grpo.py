@@ -45,10 +45,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from transformers import TrainerCallback
 
 from embodied_r.models.tiny import build_tiny_lm, write_tiny_rows
-from embodied_r.rewards import RewardSchedule, make_accuracy_reward, make_format_reward
+from embodied_r.rewards import make_accuracy_reward, make_format_reward
+from embodied_r.rewards.config import RewardSchedule
+from embodied_r.rewards.schedule import weights_for
 from embodied_r.training.config import GrpoTrainingConfig
 from embodied_r.training.grpo import grpo_args, load_rows, load_tokenizer, train_grpo
-from embodied_r.training.schedule import weights_for
 
 NAMES = ["format", "accuracy"]
 

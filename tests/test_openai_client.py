@@ -9,7 +9,8 @@ from embodied_r.openai_client import PLACEHOLDER_KEY, MissingAPIKeyError, is_loo
 from embodied_r.perception.backends import PerceptionError
 from embodied_r.perception.backends.openai_backend import resolve_api_key as perception_key
 from embodied_r.perception.config import PerceptionConfig
-from embodied_r.rewards import JudgeConfig, build_judge
+from embodied_r.rewards.config import JudgeConfig
+from embodied_r.rewards.judges import build_judge
 
 ENV = "EMBODIED_R_TEST_CLIENT_KEY"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from embodied_r.redaction import REDACTED, redact_secrets
-from embodied_r.rewards import OpenAIJudge
+from embodied_r.rewards.judges import OpenAIJudge
 
 KEY = "sk-test-SECRET123456789abcdef"
 

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from embodied_r.errors import UserError
-from embodied_r.rewards import RewardsConfig
+from embodied_r.rewards.config import RewardsConfig
 from embodied_r.training.config import GrpoTrainingConfig
 from embodied_r.training.supervised import ColdStartConfig, SFTConfig
 from embodied_r.vocabulary import (

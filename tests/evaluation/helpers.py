@@ -1,9 +1,11 @@
-"""Rows and fake judges shared by the evaluation tests."""
+"""Rows and the fake judge shared by the evaluation tests."""
 
 from __future__ import annotations
 
-from embodied_r.rewards import ConsistencyJudge
 from embodied_r.training.rows import TrainingRow
+from tests.rewards.helpers import ScriptedJudge
+
+__all__ = ["ScriptedJudge", "make_row"]
 
 
 def make_row(
@@ -27,19 +29,3 @@ def make_row(
         split="test",
         prompt_tokens=20,
     )
-
-
-class ScriptedJudge(ConsistencyJudge):
-    """Replies from a list in order; an exception instance in the list is a failed request."""
-
-    name = "scripted"
-
-    def __init__(self, replies: list[str | BaseException]) -> None:
-        super().__init__()
-        self.replies = list(replies)
-        self.requests: list[list[dict[str, str]]] = []
-
-    def _complete(self, conversations: list[list[dict[str, str]]]) -> list[str | BaseException]:
-        self.requests.extend(conversations)
-        out, self.replies = self.replies[: len(conversations)], self.replies[len(conversations) :]
-        return out

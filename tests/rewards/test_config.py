@@ -8,7 +8,7 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from embodied_r.rewards import JudgeConfig, RewardSchedule, RewardsConfig
+from embodied_r.rewards.config import JudgeConfig, RewardSchedule, RewardsConfig
 
 
 def test_rewards_config_defaults_are_the_paper() -> None:

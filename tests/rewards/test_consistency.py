@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
-from embodied_r.rewards import JudgeItem, RewardSchedule, judge_messages, make_consistency_reward
+from embodied_r.rewards.config import RewardSchedule
+from embodied_r.rewards.consistency import make_consistency_reward
+from embodied_r.rewards.judges import JudgeItem, judge_messages
 from tests.rewards.helpers import ABCD, NO_THINK, QUESTION, RIGHT, WRONG, FakeTrainerState, ScriptedJudge
 
 
@@ -114,7 +116,7 @@ def test_consistency_skips_the_judge_while_unweighted() -> None:
 
 def test_consistency_skip_agrees_with_the_applied_weights_before_training_starts() -> None:
     """max_steps 0 (no plan yet) is the first stage for the trainer's callback, so the judge is not asked either."""
-    from embodied_r.rewards import training_progress, weights_for
+    from embodied_r.rewards.schedule import training_progress, weights_for
 
     state = FakeTrainerState(0, 0, 0.0)
     assert weights_for(RewardSchedule.paper(), ["consistency"], *training_progress(state)) == [0.0]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from embodied_r.rewards import accuracy_reward, completion_text, format_reward, make_accuracy_reward, make_format_reward
+from embodied_r.rewards.accuracy import accuracy_reward, make_accuracy_reward
+from embodied_r.rewards.completions import completion_text
+from embodied_r.rewards.format import format_reward, make_format_reward
 from tests.rewards.helpers import ABCD, QUESTION
 
 LONG_THINK = "I move forward and look around. " * 400

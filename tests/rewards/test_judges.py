@@ -12,15 +12,9 @@ from typing import Any
 import pytest
 
 from embodied_r.openai_client import MissingAPIKeyError
-from embodied_r.rewards import (
-    ConsistencyJudge,
-    JudgeConfig,
-    JudgeItem,
-    LocalHFJudge,
-    OpenAIJudge,
-    build_judge,
-    make_consistency_reward,
-)
+from embodied_r.rewards.config import JudgeConfig
+from embodied_r.rewards.consistency import make_consistency_reward
+from embodied_r.rewards.judges import ConsistencyJudge, JudgeItem, LocalHFJudge, OpenAIJudge, build_judge
 from tests.rewards.helpers import ABCD, QUESTION, RIGHT, WRONG
 
 

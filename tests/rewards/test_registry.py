@@ -7,14 +7,13 @@ import pytest
 from embodied_r.rewards import (
     REWARD_FACTORIES,
     REWARD_NAMES,
-    JudgeConfig,
-    RewardSchedule,
     RewardsConfig,
     build_reward_funcs,
     make_accuracy_reward,
     make_format_reward,
-    weights_for,
 )
+from embodied_r.rewards.config import JudgeConfig, RewardSchedule
+from embodied_r.rewards.schedule import weights_for
 from tests.rewards.helpers import ABCD, QUESTION, RIGHT, WRONG, ScriptedJudge
 
 

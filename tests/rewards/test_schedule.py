@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from embodied_r.rewards import RewardSchedule, RewardsConfig, RewardStage
+from embodied_r.rewards.config import RewardSchedule, RewardsConfig, RewardStage
 from embodied_r.rewards.schedule import training_progress, weights_for
 from tests.rewards.helpers import FakeTrainerState
 

@@ -20,6 +20,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from embodied_r.rewards.schedule import weights_for
 from embodied_r.training.config import THINK_PREFILL, GrpoTrainingConfig, resolve_bf16
 from embodied_r.training.grpo import (
     mlflow_run_env,
@@ -29,7 +30,6 @@ from embodied_r.training.grpo import (
     trl_reward_func,
     with_think_prefill,
 )
-from embodied_r.training.schedule import weights_for
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -253,7 +253,7 @@ def test_groups_with_equal_rewards_have_no_advantage_and_are_counted(
     """
     from safetensors.torch import load_file
 
-    from embodied_r.rewards import RewardSchedule
+    from embodied_r.rewards.config import RewardSchedule
 
     # The paper's second stage, 3:7:0, normalised by the project's schedule to 0.3 / 0.7: not binary fractions.
     papers_weights = RewardSchedule.model_validate([{"until_fraction": 1.0, "weights": [3, 7, 0]}])

@@ -3,7 +3,7 @@
 :func:`generate_completions` decodes greedily (``do_sample=False``), batched with left padding, from the chat
 template's generation prompt — exactly the prompt the model saw in training. :func:`evaluate_model` scores every
 completion (:func:`embodied_r.evaluation.metrics.score_sample`), optionally asks a
-:class:`~embodied_r.rewards.ConsistencyJudge` whether the ``<think>`` text alone leads to the answer, and returns
+:class:`~embodied_r.rewards.judges.ConsistencyJudge` whether the ``<think>`` text alone leads to the answer, and returns
 an :class:`EvalResult` with the aggregate numbers and one record per question.
 
 Think prefill. A model trained with ``think_prefill`` has a chat template ending in ``<think>`` and records it in
@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from embodied_r.answers import AnswerMode
 from embodied_r.evaluation.kept import KeptGeneration, append_kept, generations_path, read_kept
 from embodied_r.evaluation.metrics import aggregate, paired_difference, score_sample
-from embodied_r.rewards import ConsistencyJudge, JudgeItem
+from embodied_r.rewards.judges import ConsistencyJudge, JudgeItem
 from embodied_r.training.common_prefix import MIN_SHARED_TOKENS, common_prefix_length, generate_after_common_prefix
 from embodied_r.training.rows import TrainingRow
 
@@ -226,7 +226,7 @@ def judge_consistency(
 
     ``judge_status``: ``"not_applicable"`` (numeric row or no letter), ``"no_think"`` (answered without a
     ``<think>`` block), ``"failed_or_unparsable"`` (the request raised or the reply held no letter; the judge's
-    :class:`~embodied_r.rewards.JudgeStats` tell the two apart in aggregate) or ``"judged"``.
+    :class:`~embodied_r.rewards.judges.JudgeStats` tell the two apart in aggregate) or ``"judged"``.
     ``consistent`` is a bool only for ``"judged"``, else ``None``.
     """
     if len(rows) != len(samples):
@@ -258,7 +258,7 @@ def judge_consistency(
 def consistency_summary(verdicts: Sequence[Mapping[str, Any]], failures: int, unparsable: int) -> dict[str, Any]:
     """``consistency_rate`` over judged samples and the counts around it (``None`` rate when nothing was judged).
 
-    ``failures`` / ``unparsable`` come from the judge's :class:`~embodied_r.rewards.JudgeStats` delta.
+    ``failures`` / ``unparsable`` come from the judge's :class:`~embodied_r.rewards.judges.JudgeStats` delta.
     """
     judged = [v for v in verdicts if v["judge_status"] == "judged"]
     return {

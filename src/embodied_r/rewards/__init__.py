@@ -18,7 +18,9 @@ call failed — never a silent 0 — and the failure is counted in ``judge.stats
 reported through TRL's ``log_metric`` as ``judge/failures`` etc.
 
 :data:`REWARD_FACTORIES` (name → factory) is the one registry: :func:`build_reward_funcs` builds the reward list
-from it, in the schedule's order. Importing this package loads no torch, transformers or openai.
+from it, in the schedule's order. This package exports the registry, the reward functions and what builds them
+(config, judge); the judges, the schedule and the config models are imported from their modules. Importing it
+loads no torch, transformers or openai.
 """
 
 from __future__ import annotations
@@ -26,56 +28,28 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from embodied_r.rewards.accuracy import AccuracyReward, accuracy_reward, make_accuracy_reward
-from embodied_r.rewards.completions import completion_text
-from embodied_r.rewards.config import JudgeConfig, RewardSchedule, RewardsConfig, RewardStage
-from embodied_r.rewards.consistency import ConsistencyReward, make_consistency_reward
-from embodied_r.rewards.format import FormatReward, format_reward, make_format_reward
-from embodied_r.rewards.judges import (
-    JUDGE_SYSTEM_PROMPT,
-    JUDGE_USER_TEMPLATE,
-    ConsistencyJudge,
-    JudgeItem,
-    JudgeStats,
-    LocalHFJudge,
-    OpenAIJudge,
-    build_judge,
-    judge_messages,
-)
-from embodied_r.rewards.schedule import REWARD_NAMES, training_progress, weights_for
+from embodied_r.rewards.accuracy import accuracy_reward, make_accuracy_reward
+from embodied_r.rewards.config import RewardsConfig
+from embodied_r.rewards.consistency import make_consistency_reward
+from embodied_r.rewards.format import format_reward, make_format_reward
+from embodied_r.rewards.judges import ConsistencyJudge, build_judge
+from embodied_r.rewards.schedule import REWARD_NAMES
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "JUDGE_SYSTEM_PROMPT",
-    "JUDGE_USER_TEMPLATE",
     "REWARD_FACTORIES",
     "REWARD_NAMES",
-    "AccuracyReward",
-    "ConsistencyJudge",
-    "ConsistencyReward",
-    "FormatReward",
-    "JudgeConfig",
-    "JudgeItem",
-    "JudgeStats",
-    "LocalHFJudge",
-    "OpenAIJudge",
     "RewardFactory",
     "RewardFunc",
-    "RewardSchedule",
-    "RewardStage",
     "RewardsConfig",
     "accuracy_reward",
     "build_judge",
     "build_reward_funcs",
-    "completion_text",
     "format_reward",
-    "judge_messages",
     "make_accuracy_reward",
     "make_consistency_reward",
     "make_format_reward",
-    "training_progress",
-    "weights_for",
 ]
 
 RewardFunc = Callable[..., list[float | None]]
@@ -118,7 +92,7 @@ def build_reward_funcs(
     Each of :data:`REWARD_NAMES` is made by its :data:`REWARD_FACTORIES` entry from ``cfg``. ``names`` is a
     sub-sequence of ``("format", "accuracy", "consistency")`` — consistency is left out when
     ``cfg.judge.backend`` is ``"none"`` and no ``judge`` is given — and equals each function's ``__name__``
-    (TRL logs ``rewards/<name>/mean``). Align the weights with ``weights_for(cfg.schedule, names, ...)``.
+    (TRL logs ``rewards/<name>/mean``). Align the weights with :func:`embodied_r.rewards.schedule.weights_for`.
     Without ``judge``, one is built from ``cfg.judge`` (``policy_model_path`` for ``policy_init``).
     """
     if judge is None:

@@ -51,10 +51,11 @@ from transformers.integrations import MLflowCallback
 from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_callback import TrainerState
 
+from embodied_r.rewards.schedule import WeightSchedule, weights_for
 from embodied_r.training.checkpoints import CompleteCheckpointCallback, last_complete_checkpoint, run_lock
 from embodied_r.training.config import THINK_PREFILL, GrpoTrainingConfig, resolve_bf16
 from embodied_r.training.progress import use_quiet_progress
-from embodied_r.training.schedule import RewardScheduleCallback, WeightSchedule, weights_for
+from embodied_r.training.schedule import RewardScheduleCallback
 
 log = logging.getLogger(__name__)
 
