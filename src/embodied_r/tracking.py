@@ -55,6 +55,34 @@ def run_url(experiment_id: str, run_id: str, ui: str = "http://127.0.0.1:5000") 
     return f"{ui}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
+def create_run(
+    cfg: TrackingConfig,
+    root: Path,
+    run_name: str,
+    tags: dict[str, str],
+    params: dict,
+    ui: str = "http://127.0.0.1:5000",
+) -> tuple[str, str]:
+    """A new run in the project's experiment with ``tags`` (and the git commit) and the flattened ``params``.
+
+    Returns (run id, UI URL). The library's way to open a stage's run; the Dagster code location's
+    ``MlflowResource.create_run`` does the same from its resource config.
+    """
+    import mlflow
+    from mlflow.entities import Param
+
+    from embodied_r.evaluation.report import git_commit
+
+    experiment_id = configure_tracking(cfg, root)
+    client = mlflow.MlflowClient()
+    commit = git_commit(root)["commit"] or "unknown"
+    run = client.create_run(experiment_id, run_name=run_name, tags={**tags, "git.commit": commit})
+    flat = sorted(flatten_params({"params": params}).items())
+    for start in range(0, len(flat), 100):  # MLflow takes at most 100 params per batch
+        client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in flat[start : start + 100]])
+    return run.info.run_id, run_url(experiment_id, run.info.run_id, ui)
+
+
 #: Tags linking a resumed training's run and the run of the killed attempt it continues.
 RESUMES_RUN_TAG = "embodied_r.resumes_run"
 RESUMED_BY_TAG = "embodied_r.resumed_by"
