@@ -190,8 +190,9 @@ class JudgeConfig(BaseModel):
     Backends: ``"policy_init"`` (default, as the paper: the policy's initial checkpoint, loaded locally and
     never trained — the official code queried qwen2.5-vl-3b-instruct, the base of its policy), ``"local"``
     (another local checkpoint, ``model`` is its path), ``"openai"`` (an OpenAI-compatible server such as vLLM:
-    ``base_url`` and ``model``; the key is read from the environment variable named by ``api_key_env``),
-    ``"none"`` (no consistency reward; only valid if no stage weights it).
+    ``base_url`` and ``model``; the key is read from the environment variable named by ``api_key_env``, which
+    may stay unset only for a server on this machine — :mod:`embodied_r.openai_client`, the perception VLM's
+    policy too), ``"none"`` (no consistency reward; only valid if no stage weights it).
     """
 
     # hide_input_in_errors: a key pasted into api_key_env by mistake must not be echoed in the error.
