@@ -259,8 +259,8 @@ def main() -> int:
         record["grpo_by_quarter"] = by_quarter(
             history.entries,
             ("rewards/accuracy/mean", "rewards/format/mean", "frac_reward_zero_std", "entropy",
-             "dynamic_sampling/draws", "dynamic_sampling/zero_std_trained", "letter_entropy",
-             "letter_entropy/answered", "flat_batch_skipped"),  # entropy: over the steps that trained
+             "dynamic_sampling/draws", "dynamic_sampling/zero_std_trained",
+             "flat_batch_skipped"),  # entropy: over the steps that trained
         )  # fmt: skip
         print(f"  by quarter of the run: {record['grpo_by_quarter']}", flush=True)
         scores["grpo"] = score(outcome.final_model_path, test_rows, params, "grpo", keep)

@@ -144,10 +144,8 @@ def training_set(context: dg.AssetExecutionContext, project: ProjectResource) ->
             "excluded_by_category": dg.MetadataValue.json(counts["excluded_by_category"]),
             "rows_by_category": dg.MetadataValue.json(counts["rows_by_category"]),
             "prompt_tokens": dg.MetadataValue.json(counts["prompt_tokens"]),
-            # the correct letters per split: a skewed prior is what a collapsed policy scores (option_order)
+            # the correct letters per split: a skewed prior is what a collapsed policy scores
             "answer_letters": dg.MetadataValue.json(counts["answer_letters"]),
-            "option_order": cfg.option_order,
-            "options_reordered": counts.get("options_reordered", 0),
             "path": dg.MetadataValue.path(str(layout.training_set)),
         }
     )

@@ -444,12 +444,6 @@ class TrainingSetConfig(BaseModel):
     difficulty_k: int = Field(default=4, ge=2, description="Samples per question for the difficulty filter.")
     difficulty_temperature: float = Field(default=1.0, gt=0, description="Sampling temperature of the filter.")
     system_prompt: bool = Field(default=True, description="Prepend the R1 system prompt to every prompt.")
-    option_order: Literal["as_given", "balanced"] = Field(
-        default="as_given",
-        description="as_given (paper) | balanced: reorder each TRAIN question's options so every letter is the "
-        "correct one equally often per category (not in the paper; removes the letter prior a constant answer "
-        "earns). Validation and test keep their order.",
-    )
 
     @field_validator("categories")
     @classmethod
@@ -555,11 +549,6 @@ class Params(_Section):
             raise ValueError(
                 f"{keys} is option_text but rewards.accuracy_mode is {self.rewards.accuracy_mode!r}, which reads "
                 "letters only: every text answer would score 0. Set rewards.accuracy_mode: answer_text"
-            )
-        if "cold_start" in writers and self.grpo.letter_entropy_coef:
-            raise ValueError(
-                "grpo.letter_entropy_coef is a bonus on the answer letter, but cold_start.answer: option_text teaches "
-                "the policy to answer with option texts: set grpo.letter_entropy_coef: 0"
             )
         return self
 

@@ -6,7 +6,6 @@ from collections import Counter
 import pytest
 import yaml
 
-from embodied_r.data.records import parse_choices
 from embodied_r.training.dataset import read_training_rows
 from orchestration.checks import CHECKS_FILE
 
@@ -37,24 +36,6 @@ def test_training_set_rows_follow_the_contract_and_the_split(tiny_pipeline):
     assert meta["dagster/row_count"].value == total
     train_letters = Counter(row.solution for row in read_training_rows(out / "train.jsonl"))
     assert meta["answer_letters"].value["train"] == dict(sorted(train_letters.items()))
-    assert meta["option_order"].value == "as_given" and meta["options_reordered"].value == 0
-
-
-@pytest.mark.slow
-def test_balanced_option_order_reorders_the_train_questions_only(tiny_pipeline):
-    pipeline = tiny_pipeline(training_set={"option_order": "balanced"})
-    result = pipeline.materialize(["vlm_descriptions", "base_lm", "training_set"])
-    assert result.success
-    out = pipeline.root / "data" / "training_set"
-    records = {r["question_id"]: r for r in map(json.loads, (pipeline.root / "data" / "raw" / "records.jsonl").open())}
-    train = read_training_rows(out / "train.jsonl")
-    meta = result.asset_materializations_for_node("training_set")[0].metadata
-    assert meta["options_reordered"].value == len(train) > 0
-    for row in train:  # the correct option's text is the one the world's ground truth names
-        original = records[row.question_id]
-        assert parse_choices(row.question)[row.solution] == parse_choices(original["question"])[original["answer"]]
-    for row in read_training_rows(out / "test.jsonl"):
-        assert row.solution == records[row.question_id]["answer"]
 
 
 @pytest.mark.slow

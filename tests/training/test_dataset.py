@@ -7,7 +7,6 @@ unknown, so a prompt's length is its number of words and punctuation marks, plus
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,7 +15,6 @@ from pydantic import ValidationError
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from embodied_r.data.records import parse_choices
 from embodied_r.perception.lm_prompt import build_messages
 from embodied_r.perception.prompts import PROMPT_VERSION
 from embodied_r.perception.records import DescribedSample, FrameDescription
@@ -289,25 +287,9 @@ def test_difficulty_filter_checks_the_answer_fn_shape(tokenizer) -> None:
         build_training_set([make_sample("q1")], tokenizer, cfg, answer_fn=lambda rows, k: [["A"] for _ in rows])
 
 
-def test_hf_answer_fn_samples_k_answers_per_row(tokenizer, tmp_path: Path, monkeypatch) -> None:
-    """The default answer_fn on a tiny random Llama: k answers per row (its answers are noise, so None)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=3,
-        hidden_size=8,
-        intermediate_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=1024,
-        pad_token_id=2,
-        eos_token_id=2,
-    )
-    LlamaForCausalLM(config).save_pretrained(tmp_path / "lm")
-    tokenizer.save_pretrained(tmp_path / "lm")
+def test_hf_answer_fn_samples_k_answers_per_row(tokenizer, tiny_lm: Path, monkeypatch) -> None:
+    """The default answer_fn on the tiny random LM (``embodied_r.models.tiny``): k answers per row (its answers are
+    noise, so None)."""
     samples = [make_sample(f"q{i}", answer="A") for i in range(3)]
     rows = build_training_set(samples, tokenizer, TrainingSetConfig()).rows_by_split["train"]
     from embodied_r.models import generation
@@ -315,59 +297,18 @@ def test_hf_answer_fn_samples_k_answers_per_row(tokenizer, tmp_path: Path, monke
     loads = []
     real_load = generation.load_for_generation
     monkeypatch.setattr(generation, "load_for_generation", lambda *a, **kw: loads.append(a) or real_load(*a, **kw))
-    answer_fn = hf_answer_fn(tmp_path / "lm", max_new_tokens=3)
+    answer_fn = hf_answer_fn(tiny_lm, max_new_tokens=3)
     assert answer_fn(rows, 2) == [[None, None]] * 3
     assert answer_fn(rows[:1], 4) == [[None] * 4]
     assert len(loads) == 1, "the model is loaded on the first call and kept"
 
 
-def appearance_sample(qid: str, split: str, answer: str) -> DescribedSample:
-    """A four-option question whose option texts differ, so a moved option can be followed."""
-    texts = {"A": "chair, lamp", "B": "lamp, chair", "C": "crate, lamp", "D": "lamp, crate"}
-    sample = make_sample(qid, category="obj_appearance_order", split=split, answer=answer, choices=tuple("ABCD"))
-    lettered = "\n".join(f"{letter}. {text}" for letter, text in texts.items())
-    return sample.model_copy(update={"question": f"Question: Which order did they appear in?\n{lettered}"})
-
-
-def test_balanced_option_order_spreads_the_train_letters_and_keeps_val_and_test(tokenizer, caplog) -> None:
-    samples = [appearance_sample(f"t{i:02d}", "train", "B") for i in range(12)]
-    samples += [appearance_sample("v1", "val", "B"), appearance_sample("x1", "test", "B")]
-    odd = make_sample("t99", category="obj_appearance_order", answer="B", choices=tuple("ABCD"))
-    samples.append(odd.model_copy(update={"question": odd.question + "\nAnswer with a letter."}))
-    given = build_training_set(samples, tokenizer, TrainingSetConfig())
-    balanced = build_training_set(samples, tokenizer, TrainingSetConfig(option_order="balanced"))
-
-    train = {r.question_id: r for r in balanced.rows_by_split["train"]}
-    assert Counter(train[f"t{i:02d}"].solution for i in range(12)) == dict.fromkeys("ABCD", 3)
-    for qid, row in train.items():
-        if qid == "t99":
-            continue
-        choices = parse_choices(row.question)
-        assert choices[row.solution] == "lamp, chair", "the correct text moved with its letter"
-        assert row.question in row.prompt[-1]["content"], "the LM reads the reordered question"
-        assert row.prompt_tokens == count_prompt_tokens(tokenizer, row.prompt)
-    assert train["t99"] == next(r for r in given.rows_by_split["train"] if r.question_id == "t99")
-    assert "1 train questions keep their option order" in caplog.text and "t99" in caplog.text
-    for split in ("val", "test"):  # evaluation sees the paper's option order
-        assert balanced.rows_by_split[split] == given.rows_by_split[split]
-    assert balanced.counts["options_reordered"] == 12
-    assert balanced.counts["answer_letters"]["train"] == {"A": 3, "B": 4, "C": 3, "D": 3}
-    assert given.counts["answer_letters"] == {"train": {"B": 13}, "val": {"B": 1}, "test": {"B": 1}}
-    assert "options_reordered" not in given.counts
-
-
-def test_balanced_option_order_balances_only_the_questions_that_fit_the_prompt_budget(tokenizer) -> None:
-    short = [appearance_sample(f"t{i:02d}", "train", "B") for i in range(8)]
-    long = [
-        s.model_copy(update={"frames": [f.model_copy(update={"observation": "A red chair. " * 300}) for f in s.frames]})
-        for s in (appearance_sample(f"t{i:02d}x", "train", "B") for i in range(8))
+def test_correct_letters_are_counted_per_split(tokenizer) -> None:
+    samples = [make_sample(f"t{i:02d}", category="obj_appearance_order", answer="B", choices=tuple("ABCD"))
+               for i in range(13)]  # fmt: skip
+    samples += [
+        make_sample("v1", category="obj_appearance_order", split="val", answer="B", choices=tuple("ABCD")),
+        make_sample("x1", category="obj_appearance_order", split="test", answer="B", choices=tuple("ABCD")),
     ]
-    cfg = TrainingSetConfig(option_order="balanced", max_prompt_tokens=1000)
-    build = build_training_set(short + long, tokenizer, cfg)
-
-    assert {r.question_id for r in build.rows_by_split["train"]} == {s.question_id for s in short}
-    assert {e["question_id"] for e in build.exclusions if e["reason"] == "prompt_too_long"} == {
-        s.question_id for s in long
-    }
-    assert Counter(r.solution for r in build.rows_by_split["train"]) == dict.fromkeys("ABCD", 2)
-    assert build.counts["options_reordered"] == 8
+    given = build_training_set(samples, tokenizer, TrainingSetConfig())
+    assert given.counts["answer_letters"] == {"train": {"B": 13}, "val": {"B": 1}, "test": {"B": 1}}

@@ -96,7 +96,7 @@ def test_defaults_are_the_papers_hyper_parameters() -> None:
     assert (cfg.temperature, cfg.prompts_per_step, cfg.max_completion_length, cfg.epochs) == (1.0, 4, 2048, 12)
     assert cfg.precision == "auto" and cfg.max_steps is None and not cfg.gradient_checkpointing
     assert (cfg.entropy_coef, cfg.top_entropy_quantile, cfg.dynamic_sampling) == (0.0, 1.0, 0)  # no extra terms
-    assert cfg.letter_entropy_coef == 0.0
+    assert cfg.shared_prompt and cfg.skip_flat_batches  # speed-ups with the paper's math (same loss, same weights)
     with pytest.raises(ValidationError):
         GrpoTrainingConfig(max_prompt_length=6144)  # type: ignore[call-arg]
     with pytest.raises(ValidationError):
@@ -243,13 +243,15 @@ def always_zero(completions: list[Any], **kwargs: Any) -> list[float]:
     return [0.0] * len(completions)
 
 
+@pytest.mark.parametrize("components", ["default", "paper"])
 def test_groups_with_equal_rewards_have_no_advantage_and_are_counted(
-    tiny_lm: Path, tiny_rows: Path, tmp_path: Path
+    tiny_lm: Path, tiny_rows: Path, tmp_path: Path, components: str
 ) -> None:
     """Every completion earns 0.3 · 1 + 0.7 · 0 (8 a group): no group has variance, so nothing may train.
 
     Plain TRL 1.16 logs ``frac_reward_zero_std`` 0 here and moves the weights (a uniform ≈ 3e-4 advantage from its
-    float32 group mean); the project's trainer zeroes those advantages and counts the groups.
+    float32 group mean); the project's trainer zeroes those advantages and counts the groups — the paper's trainer
+    alone too (no component on: the flat batches are not skipped, their zero advantages keep the weights).
     """
     from safetensors.torch import load_file
 
@@ -258,7 +260,8 @@ def test_groups_with_equal_rewards_have_no_advantage_and_are_counted(
     # The paper's second stage, 3:7:0, normalised by the project's schedule to 0.3 / 0.7: not binary fractions.
     papers_weights = RewardSchedule.model_validate([{"until_fraction": 1.0, "weights": [3, 7, 0]}])
     out = tmp_path / "run"
-    cfg = tiny_cfg(num_generations=8, max_steps=2, beta=0.0, learning_rate=1e-2, log_completions_n=0)
+    paper = {"shared_prompt": False, "skip_flat_batches": False} if components == "paper" else {}
+    cfg = tiny_cfg(num_generations=8, max_steps=2, beta=0.0, learning_rate=1e-2, log_completions_n=0, **paper)
     outcome = train_grpo(tiny_lm, tiny_rows, out, cfg, [always_one, always_zero], ["format", "accuracy"],
                          papers_weights, resume=False)  # fmt: skip
     assert logged(out, "frac_reward_zero_std") == {1: 1.0, 2: 1.0}

@@ -97,15 +97,6 @@ class GrpoTrainingConfig(BaseModel):
         "top fraction of completion tokens by entropy (TRL's top_entropy_quantile; 0 = the highest-entropy one).",
     )
 
-    letter_entropy_coef: float = Field(
-        0.0,
-        ge=0,
-        description="Not in the paper (paper: 0). An entropy bonus on the answer letter alone: the loss minus this "
-        "times the mean entropy of the policy's distribution over the question's option letters at the token that "
-        "writes the letter (embodied_r.training.letter_entropy). Keeps a small policy from settling on one letter "
-        "without spreading the format tokens as entropy_coef does. Needs shared_prompt (one process, text models).",
-    )
-
     dynamic_sampling: int = Field(
         0,
         ge=0,
@@ -121,6 +112,12 @@ class GrpoTrainingConfig(BaseModel):
         description="Run each distinct prompt once per pass and share it (KV cache) by its num_generations "
         "completions, in generation and in the log-probabilities, instead of once per completion (TRL). Same loss "
         "and gradients; single-process text models only, otherwise TRL's own passes are used.",
+    )
+    skip_flat_batches: bool = Field(
+        True,
+        description="Skip the forward and backward of a training micro-batch whose advantages are all 0 (its "
+        "groups earned equal rewards) and step the optimizer on zero gradients, as the passes would have: the same "
+        "weights. Applies only where that loss is exactly 0 (beta 0, no entropy bonus, one process).",
     )
 
     # --- generation backend (GPU) ---------------------------------------------------------------------------------

@@ -31,7 +31,6 @@ from embodied_r.data.records import read_jsonl_models, write_json, write_jsonl
 from embodied_r.perception.lm_prompt import build_messages
 from embodied_r.perception.prompts import question_for_prompt
 from embodied_r.perception.records import DescribedSample
-from embodied_r.training.option_order import OptionLayoutError, balanced_letters, move_correct_option
 from embodied_r.training.rows import TrainingRow
 
 log = logging.getLogger(__name__)
@@ -121,10 +120,6 @@ def build_training_set(
 
     ``failed_checks`` names the blocking check suites that failed upstream; if any did, nothing is built.
     ``answer_fn`` is required when ``cfg.difficulty_filter`` is on (see :func:`hf_answer_fn`).
-
-    >>> build = build_training_set(samples, tokenizer, TrainingSetConfig())  # doctest: +SKIP
-    >>> sorted(build.rows_by_split)  # doctest: +SKIP
-    ['test', 'train', 'val']
     """
     if failed_checks:
         raise FailedChecksError(
@@ -150,24 +145,12 @@ def build_training_set(
             exclusions.append(excluded)
         else:
             kept.append(sample)
-    fitting: list[tuple[DescribedSample, list[dict[str, str]], int]] = []
     for sample in kept:
         messages = build_messages(sample, system_prompt=cfg.system_prompt)
         n_tokens = count_prompt_tokens(tokenizer, messages)
         if n_tokens > cfg.max_prompt_tokens:
             exclusions.append(_too_long(sample, n_tokens, cfg))
-        else:
-            fitting.append((sample, messages, n_tokens))
-    # Balanced after the length check, so the letters are balanced over the questions that are trained on.
-    reordered = _balance_option_order([f[0] for f in fitting]) if cfg.option_order == "balanced" else None
-    for sample, messages, n_tokens in fitting:
-        if reordered is not None and sample.question_id in reordered:
-            sample = reordered[sample.question_id]
-            messages = build_messages(sample, system_prompt=cfg.system_prompt)
-            n_tokens = count_prompt_tokens(tokenizer, messages)
-            if n_tokens > cfg.max_prompt_tokens:  # moved options can tokenize a token longer
-                exclusions.append(_too_long(sample, n_tokens, cfg))
-                continue
+            continue
         rows.append(
             TrainingRow(
                 question_id=sample.question_id,
@@ -190,8 +173,6 @@ def build_training_set(
     rows_by_split = {split: [r for r in rows if r.split == split] for split in SPLITS}
     exclusions.sort(key=lambda e: (e["question_id"], e["reason"]))
     counts = _counts(rows_by_split, exclusions, cfg)
-    if reordered is not None:
-        counts["options_reordered"] = sum(r.question_id in reordered for r in rows_by_split["train"])
     log.info(
         "training set: %s rows, %d excluded %s",
         {split: len(r) for split, r in rows_by_split.items()},
@@ -205,32 +186,6 @@ def _too_long(sample: DescribedSample, n_tokens: int, cfg: TrainingSetConfig) ->
     return _exclusion(
         sample, "prompt_too_long", f"{n_tokens} prompt tokens > max_prompt_tokens {cfg.max_prompt_tokens}"
     )
-
-
-def _balance_option_order(samples: Sequence[DescribedSample]) -> dict[str, DescribedSample]:
-    """The train multiple-choice samples with their options reordered (:mod:`.option_order`), by question id.
-
-    A question whose options are not laid out as trailing ``A. text`` lines keeps its order (logged with its id).
-    """
-    train = [s for s in samples if s.split == "train" and s.choices]
-    targets = balanced_letters(train)
-    out: dict[str, DescribedSample] = {}
-    unordered: list[str] = []
-    for sample in train:
-        target = targets[sample.question_id]
-        try:
-            question = move_correct_option(sample.question, sample.answer, target)
-        except OptionLayoutError as exc:
-            unordered.append(f"{sample.question_id} ({exc})")
-            continue
-        out[sample.question_id] = sample.model_copy(update={"question": question, "answer": target})
-    if unordered:
-        log.warning(
-            "option_order=balanced: %d train questions keep their option order, e.g. %s",
-            len(unordered),
-            "; ".join(unordered[:3]),
-        )
-    return out
 
 
 def _difficulty_filter(
@@ -327,9 +282,6 @@ def hf_answer_fn(
     (:func:`embodied_r.models.generation.sample_answer_groups`: plain temperature sampling, the prompt computed
     once) and read with the project's :func:`embodied_r.answers.extract_answer` (``<answer>`` by default, as in
     evaluation). Sampling is seeded, so the filter is reproducible on the same hardware and library versions.
-
-    >>> answer_fn = hf_answer_fn(base_lm.path, temperature=cfg.difficulty_temperature)  # doctest: +SKIP
-    >>> build_training_set(samples, tokenizer, cfg, answer_fn=answer_fn)  # doctest: +SKIP
     """
     loaded: list[tuple[Any, Any]] = []
 

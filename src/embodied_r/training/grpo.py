@@ -1,23 +1,13 @@
 """GRPO training of the reasoning LM (reference §5), read top to bottom like open-r1's ``grpo.py``.
 
-:func:`train_grpo`: seed → resume point → rows → model and tokenizer → TRL config → ``GRPOTrainer`` with the
-reward functions and the schedule's first weights → callbacks (the weight schedule, sampled completions to
-MLflow) → train → save ``output_dir/final`` → :class:`TrainOutcome`.
+:func:`train_grpo`: seed → resume point → rows → model and tokenizer → reward functions with the schedule's first
+weights → the trainer the config asks for → callbacks (the weight schedule, MLflow) → train → save
+``output_dir/final`` → :class:`TrainOutcome`.
 
-MLflow. The caller creates the run and passes its id; this function never starts a run of its own. Metrics go
-through transformers' ``MLflowCallback`` (added explicitly, with ``report_to="none"``: ``report_to="mlflow"``
-would also make TRL write a timing metric per profiled call synchronously, ~50 ms a step on sqlite). In
-``on_train_begin`` that callback starts a run unless one is active — a new one, or a *nested* one — unless
-``MLFLOW_RUN_ID`` is set, in which case it re-opens that run. So, for the
-duration of training, :func:`mlflow_run_env` exports ``MLFLOW_RUN_ID`` (and ``MLFLOW_TRACKING_URI``, so a
-``torchrun`` rank or a fresh process finds the same store) and clears ``MLFLOW_EXPERIMENT_NAME`` /
-``MLFLOW_NESTED_RUN``. If the caller's run is already *active* in this thread, ``MLFLOW_RUN_ID`` is left unset
-and the callback simply logs into the active run (re-opening it would raise). Either way the per-step metrics
-(``rewards/<name>/mean``, ``reward``, ``kl``, ``completions/mean_length``, ``schedule/w_<name>``, …), TRL's
-arguments as params and the ``completions.json`` table all land in the caller's run. When the callback re-opened
-the run it also ends it (status FINISHED) at the end of training — FAILED if training raised — and is then
-detached (:func:`release_mlflow_callback`); logging to the run afterwards still works. A resumed run does not
-log TRL's arguments again (MLflow refuses changed param values, e.g. a new ``max_steps``).
+The trainer is the paper's, TRL's ``GRPOTrainer`` with exact zero advantages
+(:class:`~embodied_r.training.trainer.PaperGRPOTrainer`); :func:`grpo_trainer_class` adds the CPU components the
+config turns on (shared-prompt passes, flat-batch skipping, dynamic sampling), each a subclass in its own module
+with its measured effect. MLflow: the caller's run only (:mod:`embodied_r.training.mlflow_logging`).
 
 Think prefill (``cfg.think_prefill``). Small models rarely open ``<think>`` on their own. The tokenizer's chat
 template gets ``{% if add_generation_prompt %}<think>{% endif %}`` appended, so every rendered prompt ends with
@@ -33,16 +23,17 @@ fp32 master weights). Pure bf16 weights would round away most AdamW updates at t
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import logging
 import math
 import os
 import statistics
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from pydantic import BaseModel, ConfigDict
@@ -54,8 +45,12 @@ from transformers.trainer_callback import TrainerState
 from embodied_r.rewards.schedule import WeightSchedule, weights_for
 from embodied_r.training.checkpoints import CompleteCheckpointCallback, last_complete_checkpoint, run_lock
 from embodied_r.training.config import THINK_PREFILL, GrpoTrainingConfig, resolve_bf16
+from embodied_r.training.mlflow_logging import CompletionTableCallback, mlflow_run_env, release_mlflow_callback
 from embodied_r.training.progress import use_quiet_progress
 from embodied_r.training.schedule import RewardScheduleCallback
+
+if TYPE_CHECKING:
+    from embodied_r.training.trainer import PaperGRPOTrainer
 
 log = logging.getLogger(__name__)
 
@@ -64,22 +59,8 @@ RewardFunc = Callable[..., list[float | None]]
 #: Dataset columns the rewards need; the other TrainingRow columns are kept too and reach them as kwargs.
 REQUIRED_COLUMNS: tuple[str, ...] = ("prompt", "solution")
 #: Metrics of the last logged step that :class:`TrainOutcome` reports.
-OUTCOME_METRICS: tuple[str, ...] = (
-    "reward",
-    "reward_std",
-    "kl",
-    "completions/mean_length",
-    "entropy",
-    "letter_entropy",
-)
+OUTCOME_METRICS: tuple[str, ...] = ("reward", "reward_std", "kl", "completions/mean_length", "entropy")
 OUTCOME_PREFIXES: tuple[str, ...] = ("rewards/", "schedule/", "dynamic_sampling/")
-_MLFLOW_ENV = (
-    "MLFLOW_RUN_ID",
-    "MLFLOW_TRACKING_URI",
-    "MLFLOW_EXPERIMENT_NAME",
-    "MLFLOW_NESTED_RUN",
-    "MLFLOW_MAX_LOG_PARAMS",
-)
 
 
 class TrainOutcome(BaseModel):
@@ -126,7 +107,8 @@ def train_grpo(
         reward_names: Their names, from ``("format", "accuracy", "consistency")`` (TRL logs ``rewards/<name>/mean``).
         schedule: Gives the weights: ``schedule.weights_at(epoch=, step_fraction=) -> (ω_f, ω_a, ω_c)``.
         eval_rows_path: Optional JSONL of evaluation rows (used every ``cfg.eval_steps`` steps).
-        mlflow_run_id: Log into this existing MLflow run (see the module docstring); None = no MLflow.
+        mlflow_run_id: Log into this existing MLflow run (:mod:`embodied_r.training.mlflow_logging`); None =
+            no MLflow.
         resume: Continue from the last complete ``checkpoint-*`` in ``output_dir`` when there is one (a checkpoint
             a kill left half-written is skipped, with a warning: :mod:`embodied_r.training.checkpoints`).
         tokenizer_path: Tokenizer folder when it is not ``model_path``.
@@ -136,150 +118,111 @@ def train_grpo(
     :func:`~embodied_r.training.checkpoints.run_lock`); the processes of a ``torchrun`` / ``accelerate`` launch
     leave that to whoever launched them (``LOCAL_RANK`` is set), as the ``grpo_lm`` asset does.
     """
-    with ExitStack() as stack:
-        if "LOCAL_RANK" not in os.environ:
-            stack.enter_context(run_lock(output_dir, "GRPO training"))
-        return _train_grpo(
-            model_path,
-            train_rows_path,
-            output_dir,
-            cfg,
-            reward_funcs,
-            reward_names,
-            schedule,
-            eval_rows_path=eval_rows_path,
-            mlflow_run_id=mlflow_run_id,
-            resume=resume,
-            tokenizer_path=tokenizer_path,
-            callbacks=callbacks,
-        )
-
-
-def _train_grpo(
-    model_path: str | Path,
-    train_rows_path: str | Path,
-    output_dir: str | Path,
-    cfg: GrpoTrainingConfig,
-    reward_funcs: Sequence[RewardFunc],
-    reward_names: Sequence[str],
-    schedule: WeightSchedule,
-    *,
-    eval_rows_path: str | Path | None,
-    mlflow_run_id: str | None,
-    resume: bool,
-    tokenizer_path: str | Path | None,
-    callbacks: Sequence[TrainerCallback],
-) -> TrainOutcome:
     if len(reward_funcs) != len(reward_names):
         raise ValueError(f"{len(reward_funcs)} reward functions but {len(reward_names)} names")
-    set_seed(cfg.seed)
     output_dir = Path(output_dir)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    # One writer per output_dir; a torchrun / accelerate launch (LOCAL_RANK set) leaves that to its launcher.
+    writer = nullcontext() if "LOCAL_RANK" in os.environ else run_lock(output_dir, "GRPO training")
+    with writer:
+        set_seed(cfg.seed)
 
-    # Resume from the last complete checkpoint, if any (half-written ones are skipped, with a warning).
-    last_checkpoint = last_complete_checkpoint(output_dir) if resume else None
-    if last_checkpoint is not None:
-        log.info("resuming from %s", last_checkpoint)
-
-    # Data.
-    train_dataset = load_rows(train_rows_path)
-    eval_dataset = load_rows(eval_rows_path) if eval_rows_path is not None else None
-
-    # A run killed after its last checkpoint: nothing left to train (transformers would take one more step).
-    complete = (
-        last_checkpoint is not None and cfg.max_steps is not None and _checkpoint_step(last_checkpoint) >= cfg.max_steps
-    )
-
-    # Model and tokenizer (local folders only).
-    tokenizer = load_tokenizer(tokenizer_path or model_path, cfg)
-    model = AutoModelForCausalLM.from_pretrained(
-        str(last_checkpoint if complete else model_path),
-        dtype=torch.float32,
-        trust_remote_code=cfg.trust_remote_code,
-        local_files_only=True,
-    )
-
-    # Rewards, named as the schedule knows them, with their weights at step 0.
-    prefix = THINK_PREFILL if cfg.think_prefill else ""
-    funcs = [trl_reward_func(f, n, prefix) for f, n in zip(reward_funcs, reward_names, strict=True)]
-    initial_weights = weights_for(schedule, reward_names, 0.0, 0.0)
-
-    args = grpo_args(
-        cfg,
-        output_dir,
-        world_size=world_size,
-        reward_weights=initial_weights,
-        has_eval=eval_dataset is not None,
-    )
-    log.info(
-        "GRPO: %d rows, %d prompts × %d generations per step (%d per device × %d accumulation × %d processes), "
-        "bf16=%s, %s",
-        len(train_dataset),
-        cfg.prompts_per_step,
-        cfg.num_generations,
-        args.per_device_train_batch_size,
-        args.gradient_accumulation_steps,
-        world_size,
-        args.bf16,
-        run_length(cfg, len(train_dataset)),
-    )
-
-    from embodied_r.training.shared_prompt import SharedPromptGRPOTrainer
-
-    with mlflow_run_env(mlflow_run_id):
-        trainer = SharedPromptGRPOTrainer(
-            model=model,
-            processing_class=tokenizer,
-            reward_funcs=funcs,
-            args=args,
-            train_dataset=train_dataset,
-            eval_dataset=eval_dataset,
-            shared_prompt=cfg.shared_prompt,
-            dynamic_sampling=cfg.dynamic_sampling,
-            letter_entropy_coef=cfg.letter_entropy_coef,
-        )
-        if trainer.args.world_size != world_size:
-            raise RuntimeError(f"WORLD_SIZE says {world_size} processes but the trainer runs {trainer.args.world_size}")
-        use_quiet_progress(trainer, "GRPO")
-        trainer.add_callback(CompleteCheckpointCallback(cfg.save_total_limit))
-        schedule_callback = RewardScheduleCallback(trainer, schedule, reward_names)
-        trainer.add_callback(schedule_callback)
-        if mlflow_run_id is not None:
-            # Added here rather than through report_to="mlflow": with that, TRL also writes a timing metric per
-            # profiled call straight to MLflow (~8 synchronous writes a step, +~50 ms a step on sqlite).
-            trainer.add_callback(MLflowCallback())
-            if cfg.log_completions_n > 0:
-                trainer.add_callback(CompletionTableCallback(trainer, mlflow_run_id, cfg.log_completions_n, prefix))
-        for callback in callbacks:
-            trainer.add_callback(callback)
-
+        # Resume from the last complete checkpoint, if any (half-written ones are skipped, with a warning).
+        last_checkpoint = last_complete_checkpoint(output_dir) if resume else None
+        if last_checkpoint is not None:
+            log.info("resuming from %s", last_checkpoint)
         start_step = _checkpoint_step(last_checkpoint)
-        if complete:
-            log.info("%s already reached max_steps=%d: nothing left to train", last_checkpoint, cfg.max_steps)
-            trainer.state = TrainerState.load_from_json(str(Path(last_checkpoint) / TRAINER_STATE_NAME))
-            schedule_callback.on_step_begin(trainer.args, trainer.state, trainer.control)
-            release_mlflow_callback(trainer, failed=False)
-            metrics: dict[str, Any] = {}
-        else:
-            failed = True
-            try:
-                result = trainer.train(resume_from_checkpoint=last_checkpoint)
-                failed = False
-            finally:
-                release_mlflow_callback(trainer, failed=failed)
-            metrics = dict(result.metrics)
+        # A run killed after its last checkpoint: nothing left to train (transformers would take one more step).
+        complete = last_checkpoint is not None and cfg.max_steps is not None and start_step >= cfg.max_steps
 
-    # Save the model, the tokenizer, metrics and state.
-    final = output_dir / "final"
-    trainer.save_model(str(final))
-    log.info("train metrics: %s", metrics)
-    trainer.save_metrics("train", metrics)
-    trainer.save_state()
-    if trainer.is_world_process_zero():
-        record = {"config": cfg.model_dump(), "reward_names": list(reward_names), "think_prefill": prefix or None}
-        (final / "grpo_training.json").write_text(json.dumps(record, indent=2, sort_keys=True))
+        # Data.
+        train_dataset = load_rows(train_rows_path)
+        eval_dataset = load_rows(eval_rows_path) if eval_rows_path is not None else None
 
-    return _outcome(trainer, final, start_step, last_checkpoint, metrics, reward_names)
+        # Model and tokenizer (local folders only).
+        tokenizer = load_tokenizer(tokenizer_path or model_path, cfg)
+        model = AutoModelForCausalLM.from_pretrained(
+            str(last_checkpoint if complete else model_path),
+            dtype=torch.float32,
+            trust_remote_code=cfg.trust_remote_code,
+            local_files_only=True,
+        )
+
+        # Rewards, named as the schedule knows them, with their weights at step 0.
+        prefix = THINK_PREFILL if cfg.think_prefill else ""
+        funcs = [trl_reward_func(f, n, prefix) for f, n in zip(reward_funcs, reward_names, strict=True)]
+        initial_weights = weights_for(schedule, reward_names, 0.0, 0.0)
+
+        # The trainer: the paper's, with the components the config turns on.
+        args = grpo_args(
+            cfg, output_dir, world_size=world_size, reward_weights=initial_weights, has_eval=eval_dataset is not None
+        )
+        trainer_class = grpo_trainer_class(cfg)
+        log.info(
+            "GRPO (%s): %d rows, %d prompts × %d generations per step (%d per device × %d accumulation × %d "
+            "processes), bf16=%s, %s",
+            trainer_class.__name__,
+            len(train_dataset),
+            cfg.prompts_per_step,
+            cfg.num_generations,
+            args.per_device_train_batch_size,
+            args.gradient_accumulation_steps,
+            world_size,
+            args.bf16,
+            run_length(cfg, len(train_dataset)),
+        )
+        with mlflow_run_env(mlflow_run_id):
+            trainer = trainer_class(
+                model=model,
+                processing_class=tokenizer,
+                reward_funcs=funcs,
+                args=args,
+                train_dataset=train_dataset,
+                eval_dataset=eval_dataset,
+            )
+            if trainer.args.world_size != world_size:
+                raise RuntimeError(
+                    f"WORLD_SIZE says {world_size} processes but the trainer runs {trainer.args.world_size}"
+                )
+            use_quiet_progress(trainer, "GRPO")
+            trainer.add_callback(CompleteCheckpointCallback(cfg.save_total_limit))
+            schedule_callback = RewardScheduleCallback(trainer, schedule, reward_names)
+            trainer.add_callback(schedule_callback)
+            if mlflow_run_id is not None:
+                # Added here rather than through report_to="mlflow": with that, TRL also writes a timing metric per
+                # profiled call straight to MLflow (~8 synchronous writes a step, +~50 ms a step on sqlite).
+                trainer.add_callback(MLflowCallback())
+                if cfg.log_completions_n > 0:
+                    trainer.add_callback(CompletionTableCallback(trainer, mlflow_run_id, cfg.log_completions_n, prefix))
+            for callback in callbacks:
+                trainer.add_callback(callback)
+
+            # Train.
+            if complete:
+                log.info("%s already reached max_steps=%d: nothing left to train", last_checkpoint, cfg.max_steps)
+                trainer.state = TrainerState.load_from_json(str(Path(last_checkpoint) / TRAINER_STATE_NAME))
+                schedule_callback.on_step_begin(trainer.args, trainer.state, trainer.control)
+                release_mlflow_callback(trainer, failed=False)
+                metrics: dict[str, Any] = {}
+            else:
+                failed = True
+                try:
+                    result = trainer.train(resume_from_checkpoint=last_checkpoint)
+                    failed = False
+                finally:
+                    release_mlflow_callback(trainer, failed=failed)
+                metrics = dict(result.metrics)
+
+        # Save the model, the tokenizer, metrics and state.
+        final = output_dir / "final"
+        trainer.save_model(str(final))
+        log.info("train metrics: %s", metrics)
+        trainer.save_metrics("train", metrics)
+        trainer.save_state()
+        if trainer.is_world_process_zero():
+            record = {"config": cfg.model_dump(), "reward_names": list(reward_names), "think_prefill": prefix or None}
+            (final / "grpo_training.json").write_text(json.dumps(record, indent=2, sort_keys=True))
+        return _outcome(trainer, final, start_step, last_checkpoint, metrics, reward_names)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -433,147 +376,46 @@ def grpo_args(
     )
 
 
-@contextmanager
-def mlflow_run_env(run_id: str | None) -> Iterator[None]:
-    """Point transformers' ``MLflowCallback`` at the existing run ``run_id`` while training (module docstring)."""
-    if run_id is None:
-        yield
-        return
-    import mlflow
+def grpo_trainer_class(cfg: GrpoTrainingConfig) -> type[PaperGRPOTrainer]:
+    """The trainer class for ``cfg``: the paper's trainer with the components ``cfg`` turns on.
 
-    saved = {key: os.environ.get(key) for key in _MLFLOW_ENV}
-    active = mlflow.active_run()
-    if active is not None and active.info.run_id != run_id:
-        raise ValueError(f"MLflow run {active.info.run_id} is active in this thread; cannot log into run {run_id}")
-    os.environ["MLFLOW_TRACKING_URI"] = mlflow.get_tracking_uri()
-    os.environ.pop("MLFLOW_EXPERIMENT_NAME", None)
-    os.environ.pop("MLFLOW_NESTED_RUN", None)
-    if "num_generations" in mlflow.MlflowClient().get_run(run_id).data.params:
-        # A resumed run: TRL's arguments were logged by the first attempt, and MLflow refuses changed values.
-        os.environ["MLFLOW_MAX_LOG_PARAMS"] = "0"
-    if active is None:
-        os.environ["MLFLOW_RUN_ID"] = run_id
-    else:  # the callback logs into the active run; setting MLFLOW_RUN_ID would make it re-open it and fail
-        os.environ.pop("MLFLOW_RUN_ID", None)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    Each component is a subclass of :class:`~embodied_r.training.trainer.PaperGRPOTrainer` overriding one step;
+    they compose by multiple inheritance (a redraw goes through the shared-prompt passes, a flat batch is skipped
+    whoever generated it). With none on, the paper's trainer itself.
 
-
-def release_mlflow_callback(trainer: Any, *, failed: bool) -> None:
-    """Detach transformers' ``MLflowCallback`` from ``trainer`` once training is over.
-
-    The callback ends the run it (re-)opened in ``on_train_end`` — and again in ``__del__``, i.e. whenever the
-    trainer happens to be garbage-collected, ending whatever run is active *then* (the caller's next run).
-    Here its run is ended now (FAILED if training raised) and the callback is disarmed and dropped.
+    >>> grpo_trainer_class(GrpoTrainingConfig(shared_prompt=False, skip_flat_batches=False)).__name__
+    'PaperGRPOTrainer'
+    >>> cls = grpo_trainer_class(GrpoTrainingConfig(dynamic_sampling=2))
+    >>> cls.__name__, cls.dynamic_sampling_rounds
+    ('DynamicSamplingSkipFlatBatchesSharedPromptGRPOTrainer', 2)
     """
-    for callback in list(trainer.callback_handler.callbacks):
-        if not isinstance(callback, MLflowCallback):
-            continue
-        if callback._auto_end_run:
-            import mlflow
+    from embodied_r.training.dynamic_sampling import DynamicSamplingGRPOTrainer
+    from embodied_r.training.flat_batches import SkipFlatBatchesGRPOTrainer
+    from embodied_r.training.shared_prompt import SharedPromptGRPOTrainer
+    from embodied_r.training.trainer import PaperGRPOTrainer
 
-            if mlflow.active_run() is not None:
-                mlflow.end_run(status="FAILED" if failed else "FINISHED")
-            callback._auto_end_run = False
-        trainer.remove_callback(callback)
+    components: list[type[PaperGRPOTrainer]] = []
+    if cfg.dynamic_sampling:
+        components.append(DynamicSamplingGRPOTrainer)
+    if cfg.skip_flat_batches:
+        components.append(SkipFlatBatchesGRPOTrainer)
+    if cfg.shared_prompt:
+        components.append(SharedPromptGRPOTrainer)
+    if not components:
+        return PaperGRPOTrainer
+    name = "".join(c.__name__.removesuffix("GRPOTrainer") for c in components) + "GRPOTrainer"
+    return _compose(name, tuple(components), cfg.dynamic_sampling)
 
 
-class CompletionTableCallback(TrainerCallback):
-    """Samples ``n`` completions per logging step into the MLflow table ``completions.json`` of ``run_id``.
-
-    Reads the batch TRL keeps for its own completion logging (``GRPOTrainer._logs``: prompts, completions, the
-    reward of each function and the advantage of the last generation batch, gathered over processes) and
-    appends rows ``step, prompt, completion, <reward name>..., advantage`` with ``mlflow.log_table`` at each
-    checkpoint and at the end of training. The prompt column holds the tail of the last user message (the
-    question and choices); ``prefix`` (the think prefill) is put back in front of each completion.
-    """
-
-    def __init__(
-        self,
-        trainer: Any,
-        run_id: str,
-        n: int,
-        prefix: str = "",
-        artifact_file: str = "completions.json",
-        max_prompt_chars: int = 2000,
-    ) -> None:
-        self.trainer = trainer
-        self.run_id = run_id
-        self.n = n
-        self.prefix = prefix
-        self.artifact_file = artifact_file
-        self.max_prompt_chars = max_prompt_chars
-        self.rows: list[dict[str, Any]] = []
-        self._last_step = -1
-
-    def on_log(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        batch = getattr(self.trainer, "_logs", None)
-        if not state.is_world_process_zero or not batch or not batch["prompt"] or state.global_step == self._last_step:
-            return
-        self._last_step = state.global_step
-        prompts, completions = list(batch["prompt"]), list(batch["completion"])
-        rewards = {name: list(values) for name, values in batch["rewards"].items()}
-        advantages = list(batch["advantages"])
-        count = min(self.n, len(prompts))
-        # Spread over the batch: consecutive completions share a prompt.
-        for i in sorted({round(k * (len(prompts) - 1) / max(count - 1, 1)) for k in range(count)}):
-            row: dict[str, Any] = {
-                "step": state.global_step,
-                "prompt": _prompt_text(prompts[i])[-self.max_prompt_chars :],
-                "completion": self.prefix + _completion_text(completions[i]),
-            }
-            row.update({name: _float(values[i]) for name, values in rewards.items() if i < len(values)})
-            row["advantage"] = _float(advantages[i]) if i < len(advantages) else None
-            self.rows.append(row)
-
-    def flush(self) -> None:
-        """Append the buffered rows to the run's table."""
-        if not self.rows:
-            return
-        import mlflow
-
-        columns = list(dict.fromkeys(key for row in self.rows for key in row))
-        mlflow.log_table(
-            {c: [row.get(c) for row in self.rows] for c in columns}, self.artifact_file, run_id=self.run_id
-        )
-        self.rows.clear()
-
-    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if state.is_world_process_zero:
-            self.flush()
-
-    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if state.is_world_process_zero:
-            self.flush()
+@functools.cache
+def _compose(name: str, components: tuple[type, ...], rounds: int) -> type[PaperGRPOTrainer]:
+    # Cached: the same config gets the same class (two calls, one class; resumes and tests compare them).
+    return type(name, components, {"dynamic_sampling_rounds": rounds, "__module__": __name__})
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------------------------------
-
-
-def _prompt_text(prompt: Any) -> str:
-    if isinstance(prompt, str):
-        return prompt
-    users = [m.get("content", "") for m in prompt if m.get("role") == "user"]
-    return str(users[-1]) if users else str(prompt)
-
-
-def _completion_text(completion: Any) -> str:
-    if isinstance(completion, str):
-        return completion
-    return "".join(str(m.get("content", "")) for m in completion if m.get("role") == "assistant")
-
-
-def _float(value: Any) -> float | None:
-    value = float(value)
-    return None if value != value else value  # NaN (a None reward) → null in the table
 
 
 def _checkpoint_step(checkpoint: str | None) -> int:
@@ -644,14 +486,13 @@ def _outcome(
 
 
 __all__ = [
-    "CompletionTableCallback",
     "TrainOutcome",
     "grpo_args",
+    "grpo_trainer_class",
     "load_rows",
     "load_tokenizer",
-    "mlflow_run_env",
     "prepend",
-    "release_mlflow_callback",
+    "run_length",
     "train_grpo",
     "trl_reward_func",
     "with_think_prefill",

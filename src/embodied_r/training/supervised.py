@@ -23,7 +23,7 @@ import logging
 import os
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,7 +35,6 @@ from embodied_r.data.records import parse_choices
 from embodied_r.training.checkpoints import CompleteCheckpointCallback, last_complete_checkpoint, run_lock
 from embodied_r.training.common_prefix import MIN_SHARED_TOKENS, batch_prefix_length, hidden_after_common_prefix
 from embodied_r.training.config import THINK_PREFILL, resolve_bf16
-from embodied_r.training.option_order import least_used
 from embodied_r.training.progress import use_quiet_progress
 from embodied_r.training.rows import TrainingRow
 
@@ -190,6 +189,19 @@ def format_warmup_examples(
         }
         for row, letter in picks[:n]
     ]
+
+
+def least_used(used: Counter[str], letters: Sequence[str], choose: Callable[[list[str]], str]) -> str:
+    """A letter of ``letters`` used least so far in ``used`` (``choose`` picks among ties); counted in ``used``.
+
+    >>> used = Counter({"A": 1})
+    >>> least_used(used, ["A", "B"], min), dict(used)
+    ('B', {'A': 1, 'B': 1})
+    """
+    fewest = min(used[letter] for letter in letters)
+    letter = choose([c for c in letters if used[c] == fewest])
+    used[letter] += 1
+    return letter
 
 
 def cold_start_examples(rows: Sequence[TrainingRow], cfg: ColdStartConfig) -> list[dict[str, Any]]:
