@@ -389,6 +389,7 @@ def grpo_trainer_class(cfg: GrpoTrainingConfig) -> type[PaperGRPOTrainer]:
     >>> cls.__name__, cls.dynamic_sampling_rounds
     ('DynamicSamplingSkipFlatBatchesSharedPromptGRPOTrainer', 2)
     """
+    # Imported here, as TRL in grpo_args: importing this module does not load TRL.
     from embodied_r.training.dynamic_sampling import DynamicSamplingGRPOTrainer
     from embodied_r.training.flat_batches import SkipFlatBatchesGRPOTrainer
     from embodied_r.training.shared_prompt import SharedPromptGRPOTrainer
