@@ -18,7 +18,7 @@ export GX_ANALYTICS_ENABLED := False
 export DO_NOT_TRACK := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test setup lint format ui mlflow-ui stop lock clean-outputs
+.PHONY: demo test test-experiments setup lint format ui mlflow-ui stop lock clean-outputs
 
 ## demo: run the whole lineage on the embedded default through DVC (each stage a Dagster materialization)
 ##       make demo PROFILE=cpu-long applies profiles/cpu-long.yaml to params.yaml first
@@ -33,6 +33,10 @@ test: setup
 	ruff check .
 	ruff format --check .
 	pytest $(PYTEST_ARGS)
+
+## test-experiments: the research studies' tests (experiments/), left out of `make test`
+test-experiments: setup
+	pytest -m experiments tests/experiments $(PYTEST_ARGS)
 
 setup: $(VENV)/.installed $(DVC_VENV)/.installed $(DAGSTER_HOME)/dagster.yaml .dvc/config
 

@@ -1,13 +1,13 @@
 """Two trained models on the same test questions: the gain of the second over the first, with its paired interval.
 
 For checkpoints that already exist (a warm start and the GRPO run that started from it, two GRPO runs, ...):
-scores both greedily on the test split of ``--data`` (as ``benchmarks/learning.py`` does, with the evaluation
+scores both greedily on the test split of ``--data`` (as ``experiments/learning.py`` does, with the evaluation
 settings and ``rewards.accuracy_mode`` of ``--params``) and prints each model's pooled accuracy and 95% bootstrap
 interval, the gain and its **paired** 95% bootstrap interval (the same questions resampled for both models), and,
 with ``--train-categories``, both models on the trained and on the held-out tasks. Appends a record to ``--out``.
 
     embodied-r profile cpu-long && cp params.yaml /tmp/cpu-long.yaml && git checkout params.yaml
-    .venv/bin/python benchmarks/paired.py .cache/learning/warm-<key>/final .cache/learning/grpo-<key>/final \\
+    .venv/bin/python -m experiments.paired .cache/learning/warm-<key>/final .cache/learning/grpo-<key>/final \\
         --params /tmp/cpu-long.yaml --train-categories action_generation,obj_appearance_order
 """
 
@@ -20,13 +20,12 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: benchmarks.learning is a sibling
 
-from benchmarks.learning import compare, describe_subset, parse_value, score, summary
 from embodied_r.config import load_params
 from embodied_r.data.records import append_jsonl
 from embodied_r.layout import Layout
 from embodied_r.training.dataset import read_training_rows
+from experiments.learning import compare, describe_subset, parse_value, score, summary
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=None, help="data_dir holding training_set/test.jsonl (default: the params')")
     ap.add_argument("-S", "--set", action="append", default=[], help="KEY=VALUE params override (repeatable)")
     ap.add_argument("--train-categories", default="", help="comma-separated tasks the second model was trained on")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "paired.jsonl"))
+    ap.add_argument("--out", default=str(ROOT / "experiments" / "out" / "paired.jsonl"))
     kept = ROOT / ".cache" / "evaluation"
     ap.add_argument("--keep-dir", default=str(kept), help="where completions are kept (an interrupted pass resumes)")
     args = ap.parse_args(argv)

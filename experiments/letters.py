@@ -14,7 +14,7 @@ over them). It prints, per model:
   nothing about the questions, however biased or noisy its letters, and > 0 only if its question-by-question
   distribution leans towards the right answers.
 
-    .venv/bin/python benchmarks/letters.py .cache/learning/warm-<key>/final .cache/learning/grpo-<key>/final \\
+    .venv/bin/python -m experiments.letters .cache/learning/warm-<key>/final .cache/learning/grpo-<key>/final \\
         --rows data/training_set/test.jsonl --every 4
 
 The neutral reasoning is what a cold-started model writes (its GRPO completions keep it); for models that reason
@@ -108,7 +108,7 @@ def main() -> int:
     parser.add_argument("--rows", default="data/training_set/test.jsonl")
     parser.add_argument("--every", type=int, default=1, help="every k-th row (1 = all)")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--out", default="benchmarks/out/letters.jsonl", help="appends each model's record")
+    parser.add_argument("--out", default="experiments/out/letters.jsonl", help="appends each model's record")
     args = parser.parse_args()
     rows = [row for row in read_training_rows(Path(args.rows))[:: args.every] if row.choices]
     print(f"{len(rows)} multiple-choice rows from {args.rows}", flush=True)

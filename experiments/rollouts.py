@@ -15,10 +15,10 @@ model and temperature:
 
 The answers are read as the accuracy reward reads them (``rewards.accuracy_mode`` of ``--params``).
 
-    .venv/bin/python benchmarks/rollouts.py .cache/learning/warm-<key>/final --temperatures 1.0,1.3,1.6
-    .venv/bin/python benchmarks/rollouts.py MODEL_A MODEL_B --prompts 64 --generations 8
+    .venv/bin/python -m experiments.rollouts .cache/learning/warm-<key>/final --temperatures 1.0,1.3,1.6
+    .venv/bin/python -m experiments.rollouts MODEL_A MODEL_B --prompts 64 --generations 8
 
-Appends one record per model and temperature to ``--out`` (``benchmarks/out/rollouts.jsonl``).
+Appends one record per model and temperature to ``--out`` (``experiments/out/rollouts.jsonl``).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-new-tokens", type=int, default=None, help="default: grpo.max_completion_length")
     ap.add_argument("--temperatures", default=None, help="comma-separated (default: grpo.temperature)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "rollouts.jsonl"))
+    ap.add_argument("--out", default=str(ROOT / "experiments" / "out" / "rollouts.jsonl"))
     args = ap.parse_args(argv)
 
     params = load_params(args.params)

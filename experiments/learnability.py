@@ -16,14 +16,14 @@ correct option's text: a diagnostic of the last step alone, looking up the lette
 ``--prompt-grad none`` runs the prompt without gradients (only the answer tokens train; ~4x cheaper a question on a
 CPU); ``all`` is the exact gradient. The prompt start all rows share is run once per batch.
 
-    .venv/bin/python benchmarks/learnability.py --categories obj_appearance_order --examples 320 --lr 1e-4
-    .venv/bin/python benchmarks/learnability.py --prompt-grad none --examples 800 --eval-every 200
-    .venv/bin/python benchmarks/learnability.py --train-limit 16 --score-train --examples 320 --eval-every 64
-    .venv/bin/python benchmarks/learnability.py --answer text --categories obj_appearance_order --lr 1e-4
+    .venv/bin/python -m experiments.learnability --categories obj_appearance_order --examples 320 --lr 1e-4
+    .venv/bin/python -m experiments.learnability --prompt-grad none --examples 800 --eval-every 200
+    .venv/bin/python -m experiments.learnability --train-limit 16 --score-train --examples 320 --eval-every 64
+    .venv/bin/python -m experiments.learnability --answer text --categories obj_appearance_order --lr 1e-4
 
 The last is the sanity check: can the LM fit N questions it sees again and again (training accuracy per point)?
 
-Appends its record (the whole curve) to ``--out`` (``benchmarks/out/learnability.jsonl``), also when stopped early
+Appends its record (the whole curve) to ``--out`` (``experiments/out/learnability.jsonl``), also when stopped early
 (Ctrl-C or ``kill``): then with the points measured so far and ``"stopped": true``.
 """
 
@@ -107,7 +107,7 @@ def main() -> int:
     parser.add_argument("--answer", choices=["letter", "text"], default="letter",
                         help="what the <answer> holds: the option letter (paper), or the option's text (scored "
                              "by each option text's likelihood; the loss is on the correct text's tokens)")  # fmt: skip
-    parser.add_argument("--out", default="benchmarks/out/learnability.jsonl")
+    parser.add_argument("--out", default="experiments/out/learnability.jsonl")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     bf16 = resolve_bf16(args.precision)

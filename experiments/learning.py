@@ -2,16 +2,16 @@
 
 Runs the library directly (no Dagster, no MLflow) on an existing training set (``data/training_set`` of the
 params' profile, e.g. after ``dvc repro training_set``), so recipes can be compared quickly. Prints, and appends to
-``benchmarks/out/learning.jsonl``, the warm-started and the GRPO model's pooled test accuracy with 95% bootstrap
+``experiments/out/learning.jsonl``, the warm-started and the GRPO model's pooled test accuracy with 95% bootstrap
 intervals, the paired 95% interval of the gain (the same questions resampled for both), per-category accuracy,
 format compliance, wall times and seconds per GRPO step; with ``--train-categories``, both models' accuracy and
 intervals on the trained and on the held-out tasks.
 
-    .venv/bin/python benchmarks/learning.py                                # params.yaml as it is
-    .venv/bin/python benchmarks/learning.py -S grpo.max_steps=200 -S grpo.learning_rate=2e-5 --tag lr2e-5
+    .venv/bin/python -m experiments.learning                               # params.yaml as it is
+    .venv/bin/python -m experiments.learning -S grpo.max_steps=200 -S grpo.learning_rate=2e-5 --tag lr2e-5
     # another profile: apply it, keep a copy, restore the demo params
     embodied-r profile cpu-long && cp params.yaml /tmp/cpu-long.yaml && git checkout params.yaml
-    .venv/bin/python benchmarks/learning.py --params /tmp/cpu-long.yaml -S grpo.beta=0.04 --tag kl0.04
+    .venv/bin/python -m experiments.learning --params /tmp/cpu-long.yaml -S grpo.beta=0.04 --tag kl0.04
 
 The cold-start and SFT models are cached under ``.cache/learning/`` by their settings and training data, so recipes
 that differ only in GRPO share them. The completions of every test pass are kept in ``.cache/evaluation/`` as they are
@@ -177,7 +177,7 @@ def main() -> int:
     parser.add_argument("--train-limit", type=int, default=0, help="train on the first N training rows only")
     parser.add_argument("--score-train", action="store_true", help="also score each model on its training rows")
     parser.add_argument("--work", default=str(ROOT / ".cache" / "learning"), help="where models are trained and kept")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "learning.jsonl"), help="appends a record")
+    parser.add_argument("--out", default=str(ROOT / "experiments" / "out" / "learning.jsonl"), help="appends a record")
     parser.add_argument("--keep-dir", default=None, help="where test completions are kept (default .cache/evaluation)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()

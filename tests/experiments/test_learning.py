@@ -1,5 +1,5 @@
-"""The learning benchmarks: `benchmarks/learning.py`'s run summary, `benchmarks/learnability.py`'s curve and
-`benchmarks/rollouts.py`'s rollout groups."""
+"""The learning experiments: `experiments/learning.py`'s run summary, `experiments/learnability.py`'s curve and
+`experiments/rollouts.py`'s rollout groups."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks.learning import LogHistory, by_quarter
+from experiments.learning import LogHistory, by_quarter
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,9 +37,9 @@ def test_log_history_keeps_only_training_logs() -> None:
 
 @pytest.fixture
 def learnability_run(tmp_path, monkeypatch):
-    """Runs ``benchmarks/learnability.py`` on a tiny model and rows with extra arguments; returns the records."""
-    from benchmarks import learnability
+    """Runs ``experiments/learnability.py`` on a tiny model and rows with extra arguments; returns the records."""
     from embodied_r.models.tiny import build_tiny_lm, write_tiny_rows
+    from experiments import learnability
 
     data = tmp_path / "training_set"
     data.mkdir()
@@ -109,7 +109,7 @@ def test_learnability_answer_text_fits_an_options_text_and_scores_by_it(learnabi
 
 
 def test_frame_notes_copy_the_named_objects_and_never_an_option() -> None:
-    from benchmarks.learnability import frame_notes
+    from experiments.learnability import frame_notes
 
     content = (
         "Frame 0: Observe: I see a red box (box-shaped) ahead, about 2.0 m away. None of the objects named in the "
@@ -139,9 +139,9 @@ def test_learnability_stopped_early_keeps_its_curve(learnability_run, monkeypatc
 
 
 def test_letter_probe_separates_a_letter_bias_from_knowing_the_answer(tmp_path) -> None:
-    from benchmarks.letters import letter_distributions, summarise
     from embodied_r.models.tiny import build_tiny_lm, write_tiny_rows
     from embodied_r.training.dataset import read_training_rows
+    from experiments.letters import letter_distributions, summarise
 
     rows = read_training_rows(write_tiny_rows(tmp_path / "test.jsonl", n=8, split="test"))  # answers A B C D A …
     bias = [{"A": 0.7, "B": 0.1, "C": 0.1, "D": 0.1}] * 8  # the same leaning on every question
@@ -169,7 +169,7 @@ def test_letter_probe_separates_a_letter_bias_from_knowing_the_answer(tmp_path) 
 
 
 def test_rollout_group_stats_count_only_groups_with_differing_rewards_as_signal() -> None:
-    from benchmarks.rollouts import group_stats
+    from experiments.rollouts import group_stats
 
     answers = [["A", "A", "A", "A"], ["A", "B", None, "B"], ["C", "C", "C", "C"]]
     stats = group_stats(answers, ["A", "B", "D"])
@@ -181,8 +181,8 @@ def test_rollout_group_stats_count_only_groups_with_differing_rewards_as_signal(
 
 
 def test_rollouts_sample_groups_of_a_real_model_and_append_a_record_per_temperature(tmp_path, monkeypatch) -> None:
-    from benchmarks import rollouts
     from embodied_r.models.tiny import build_tiny_lm, write_tiny_rows
+    from experiments import rollouts
 
     write_tiny_rows(tmp_path / "train.jsonl", n=3)
     model = build_tiny_lm(tmp_path / "lm")
@@ -200,8 +200,8 @@ def test_rollouts_sample_groups_of_a_real_model_and_append_a_record_per_temperat
 
 
 def test_rollouts_reject_a_folder_that_is_no_model(tmp_path, monkeypatch) -> None:
-    from benchmarks import rollouts
     from embodied_r.models.tiny import write_tiny_rows
+    from experiments import rollouts
 
     write_tiny_rows(tmp_path / "train.jsonl", n=2)
     monkeypatch.setattr(sys, "argv", ["rollouts", str(tmp_path), "--rows", str(tmp_path / "train.jsonl")])
@@ -223,7 +223,7 @@ def _result(correct: list[bool], categories: list[str]):
 
 
 def test_compare_pairs_the_gain_and_splits_trained_from_held_out_tasks() -> None:
-    from benchmarks.learning import compare
+    from experiments.learning import compare
 
     categories = ["seen"] * 4 + ["unseen"] * 4
     before = _result([False] * 8, categories)
@@ -243,12 +243,12 @@ def test_compare_pairs_the_gain_and_splits_trained_from_held_out_tasks() -> None
 
 @pytest.mark.slow
 def test_learning_runs_a_recipe_and_reuses_the_warm_start_and_its_score(tmp_path, monkeypatch, capsys) -> None:
-    """``benchmarks/learning.py`` end to end on a tiny model: cold start, GRPO, both scored, the paired gain and
+    """``experiments/learning.py`` end to end on a tiny model: cold start, GRPO, both scored, the paired gain and
     the trained / held-out subsets in the record; a second recipe reuses the cold start and reads its completions
     back."""
-    from benchmarks import learning
     from embodied_r.models.tiny import build_tiny_lm, write_tiny_rows
     from embodied_r.training.dataset import read_training_rows
+    from experiments import learning
 
     data = tmp_path / "data"
     (data / "training_set").mkdir(parents=True)
@@ -259,7 +259,7 @@ def test_learning_runs_a_recipe_and_reuses_the_warm_start_and_its_score(tmp_path
         rows = [r.model_copy(update={"category": "seen" if i % 2 else "unseen"}) for i, r in enumerate(rows)]
         path.write_text("".join(json.dumps(r.model_dump()) + "\n" for r in rows))
     (data / "models" / "base_lm.json").write_text(json.dumps({"path": str(build_tiny_lm(tmp_path / "lm"))}))
-    monkeypatch.setattr(learning, "ROOT", tmp_path)  # .cache/learning and benchmarks/out under tmp_path
+    monkeypatch.setattr(learning, "ROOT", tmp_path)  # .cache/learning and experiments/out under tmp_path
     # letter answers: these rows have no option texts
     tiny = {"cold_start.examples": 8, "cold_start.max_steps": 2, "grpo.num_generations": 2, "grpo.max_steps": 2,
             "grpo.max_completion_length": 8, "grpo.save_steps": 1, "evaluation.max_new_tokens": 8,
@@ -272,7 +272,7 @@ def test_learning_runs_a_recipe_and_reuses_the_warm_start_and_its_score(tmp_path
                 "--train-categories", "seen", *sets]  # fmt: skip
         monkeypatch.setattr(sys, "argv", argv)
         assert learning.main() == 0
-        return [json.loads(line) for line in (tmp_path / "benchmarks" / "out" / "learning.jsonl").open()][-1]
+        return [json.loads(line) for line in (tmp_path / "experiments" / "out" / "learning.jsonl").open()][-1]
 
     first = run("one")
     assert (first["train_rows"], first["test_rows"]) == (4, 6)  # trained on the "seen" half of the training split
@@ -293,9 +293,9 @@ def test_learning_runs_a_recipe_and_reuses_the_warm_start_and_its_score(tmp_path
 
 
 def test_paired_scores_two_models_on_the_same_questions_and_appends_a_record(tmp_path) -> None:
-    from benchmarks import paired
     from embodied_r.models.tiny import build_tiny_lm, write_tiny_rows
     from embodied_r.training.dataset import read_training_rows
+    from experiments import paired
 
     (tmp_path / "data" / "training_set").mkdir(parents=True)
     rows = write_tiny_rows(tmp_path / "data" / "training_set" / "test.jsonl", n=4, split="test")
