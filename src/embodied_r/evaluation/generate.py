@@ -149,10 +149,6 @@ def generate_completions(
     ``keep``: a JSON-lines file each finished batch is appended to (:mod:`embodied_r.evaluation.kept`; name it
     with :func:`~embodied_r.evaluation.kept.generations_path`). Rows already in it are read back, not generated:
     an interrupted pass resumes at its first unfinished batch, with the same batches as a run from the start.
-
-    >>> gens = generate_completions("models/final", rows, max_new_tokens=512)  # doctest: +SKIP
-    >>> gens[0].text, gens[0].completion_tokens  # doctest: +SKIP
-    ('<think>…</think><answer>B</answer>', 87)
     """
     import torch
 
@@ -294,10 +290,6 @@ def evaluate_model(
     ``keep_dir``: keep the completions there as they are generated (:mod:`embodied_r.evaluation.kept`), so an
     interrupted evaluation resumes and a repeated one generates nothing; ``settings["kept"]`` names the file and
     ``settings["reused_rows"]`` counts the rows read back.
-
-    >>> result = evaluate_model("data/grpo/final", test_rows, max_new_tokens=1024, batch_size=8)  # doctest: +SKIP
-    >>> result.aggregate["pooled_accuracy"], result.aggregate["pooled_accuracy_ci95"]  # doctest: +SKIP
-    (0.46, [0.41, 0.51])
     """
     if not rows:
         raise ValueError("no rows to evaluate")

@@ -52,8 +52,6 @@ def category_accuracy_png(
     ``results`` maps a label (``"base"``, ``"trained"``) to an aggregate dict
     (:func:`embodied_r.evaluation.metrics.aggregate`); the order of the mapping is the order of the bars. The
     pooled group carries its 95% bootstrap interval as an error bar.
-
-    >>> category_accuracy_png({"base": base.aggregate, "trained": trained.aggregate}, "acc.png")  # doctest: +SKIP
     """
     if not results:
         raise ValueError("no results to plot")
