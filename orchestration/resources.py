@@ -2,33 +2,32 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import dagster as dg
+from pydantic import Field
 
 from embodied_r.config import Params, load_params
 from embodied_r.layout import Layout
 
 
-def default_root() -> str:
-    """The project root: ``$EMBODIED_R_ROOT`` or the working directory."""
-    return os.environ.get("EMBODIED_R_ROOT") or os.getcwd()
-
-
 class ProjectResource(dg.ConfigurableResource):
-    """The project checkout: where ``params.yaml`` is and where outputs go."""
+    """The project checkout: where the params file is and where outputs go.
 
-    root: str = ""
-    params_file: str = ""  # relative to the root; empty: $EMBODIED_R_PARAMS (`embodied-r --params`) or params.yaml
+    Both are explicit config: ``embodied-r materialize`` passes its ``--root`` and ``--params``; the code location
+    ``dagster dev`` loads declares them as ``dg.EnvVar`` (see :mod:`orchestration.definitions`).
+    """
+
+    root: str = Field(description="The project root (holds the params file; outputs go under it).")
+    params_file: str = Field("params.yaml", description="The params file, relative to the root (or absolute).")
 
     @property
     def root_path(self) -> Path:
-        return Path(self.root or default_root()).resolve()
+        return Path(self.root).resolve()
 
     def load_params(self) -> Params:
-        """Read and validate ``params.yaml`` (fresh on every call: the file is the truth)."""
-        path = Path(self.params_file or os.environ.get("EMBODIED_R_PARAMS") or "params.yaml")
+        """Read and validate the params file (fresh on every call: the file is the truth)."""
+        path = Path(self.params_file)
         return load_params(path if path.is_absolute() else self.root_path / path)
 
     def layout(self, params: Params | None = None) -> Layout:

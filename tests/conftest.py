@@ -35,9 +35,7 @@ def tiny_params_dict() -> dict:
 
 
 @pytest.fixture
-def tiny_project(tmp_path: Path, tiny_params_dict: dict, monkeypatch: pytest.MonkeyPatch) -> Path:
+def tiny_project(tmp_path: Path, tiny_params_dict: dict) -> Path:
     """A project root with a tiny ``params.yaml``; outputs land under it."""
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params_dict, sort_keys=False))
-    monkeypatch.setenv("EMBODIED_R_ROOT", str(tmp_path))
-    monkeypatch.delenv("EMBODIED_R_PARAMS", raising=False)  # restored after the test (the CLI sets it)
     return tmp_path

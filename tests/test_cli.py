@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from embodied_r.cli import main
+from orchestration.cli import main
 
 
 def test_a_failed_stage_exits_nonzero_and_prints_the_steps_error(
@@ -185,3 +185,40 @@ def test_an_unwritable_output_folder_is_one_paragraph_naming_the_path(
     err = capsys.readouterr().err
     assert err.startswith("raw_videos failed: [Errno 20] Not a directory:") and "blocker" in err
     assert "that its folder is writable" in err and "Stack Trace" not in err and len(err.strip().splitlines()) <= 3
+
+
+@pytest.mark.slow
+def test_the_multiprocess_executor_is_a_setting_and_runs_each_step_in_its_own_process(
+    tiny_project: Path, tiny_params_dict: dict, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    """Issue 38 item 5: scale-out is configuration. Before, definitions.py pinned the in-process executor and the
+    CLI ran every run in its own process; ``orchestration.executor: multiprocess`` now runs a step a process."""
+    import os
+
+    import dagster as dg
+
+    home = tiny_project / ".dagster_home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    orchestration = {"executor": "multiprocess", "max_concurrent": 2}
+    (tiny_project / "params.yaml").write_text(yaml.safe_dump({**tiny_params_dict, "orchestration": orchestration}))
+    root = ["--root", str(tiny_project)]
+    assert main([*root, "materialize", "raw_videos"]) == 0
+    assert main([*root, "materialize", "keyframes", "vlm_descriptions", "--all-partitions"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    videos = json.loads((tiny_project / "data" / "raw" / "videos.json").read_text())
+    keyframes = {line.split("[", 1)[1].rstrip("]") for line in out if line.startswith("materialized keyframes")}
+    assert keyframes == {f"data::{video_id}" for video_id in videos}, "every video, as in-process"
+    assert "materialized vlm_descriptions" in out and "check vlm_descriptions:descriptions passed" in out
+    assert (tiny_project / "data" / "descriptions").is_dir()
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        starts = [
+            entry.dagster_event
+            for run in instance.get_runs()
+            for entry in instance.all_logs(run.run_id)
+            if entry.is_dagster_event and entry.dagster_event.event_type_value == "STEP_START"
+        ]
+    steps = {event.step_key for event in starts}
+    assert {"raw_videos", "keyframes", "vlm_descriptions"} <= steps
+    pids = {event.pid for event in starts}
+    assert os.getpid() not in pids and len(pids) == len(starts), "each step in a process of its own"

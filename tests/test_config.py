@@ -142,7 +142,7 @@ def test_training_set_categories_are_checked_against_the_source_and_the_ingested
         match=r"  - training_set\.categories: task categories 'object_rel_direction' \(a VSI-Bench category\)"
         r".* are not in data\.source 'urbanvideo'",
     ):
-        parse_params({"data": urban, "perception": VLM})  # the default training_set.categories: the paper's eight
+        parse_params({"data": urban, "perception": VLM, "training_set": {"categories": list(TASK_CATEGORIES)}})
     with pytest.raises(ParamsError, match=r"training_set\.categories: none of \['counterfactual'\] is in "
                        r"data\.categories"):  # fmt: skip
         parse_params({"data": {**urban, "categories": ["landmark_position"]}, "perception": VLM,
@@ -200,3 +200,102 @@ def test_exactly_one_form_of_data_sources():
     with pytest.raises(ParamsError, match=r"data\.sources\.0\.kind: Input should be 'official', 'urbanvideo' or "
                        r"'vsibench'"):  # fmt: skip
         parse_params({"data": {"source": None, "sources": [{**TWO[0], "kind": "embedded"}]}, "perception": VLM})
+
+
+# --------------------------------------------------------------------------- one schema, each value written once
+
+
+def test_the_category_lists_default_to_data_categories():
+    """``synthetic.categories`` and ``training_set.categories`` follow ``data.categories`` unless given."""
+    two = ["action_generation", "obj_appearance_order"]
+    params = parse_params({"data": {"categories": two}})
+    assert params.synthetic.categories == params.training_set.categories == tuple(two)
+    assert parse_params({"data": {"categories": two}, "training_set": {"categories": None}}).training_set.categories
+    urban = parse_params({"data": {"source": "urbanvideo", **REAL, "categories": URBAN}, "perception": VLM})
+    assert urban.training_set.categories == tuple(URBAN), "the source's own categories, not the paper's eight"
+    # an explicit list still wins, and is still checked against data.categories
+    assert parse_params(
+        {"data": {"categories": two}, "training_set": {"categories": two[:1]}}
+    ).training_set.categories == ("action_generation",)
+    assert Params().training_set.categories == Params().data.categories == TASK_CATEGORIES
+
+
+def test_the_projects_params_write_each_category_list_once():
+    text = (PROJECT_ROOT / "params.yaml").read_text()
+    assert sum(line.lstrip().startswith("categories:") for line in text.splitlines()) == 1, "data.categories only"
+    for profile in sorted((PROJECT_ROOT / "profiles").glob("*.yaml")):
+        lines = profile.read_text().splitlines()
+        assert sum(line.lstrip().startswith("categories:") for line in lines) <= 1, profile.name
+
+
+def test_a_bad_data_category_is_reported_once_not_on_the_lists_that_follow_it():
+    with pytest.raises(ParamsError) as err:
+        parse_params({"data": {"categories": ["telepathy"]}})
+    assert "data.categories" in str(err.value) and "training_set" not in str(err.value)
+    assert "synthetic.categories" not in str(err.value)
+
+
+def test_validation_bounds_follow_the_keyframe_clamp_unless_set():
+    params = parse_params({"keyframes": {"min_frames": 6, "max_frames": 20}})
+    assert (params.validation.min_keyframes, params.validation.max_keyframes) == (6, 20)
+    params = parse_params({"keyframes": {"min_frames": 6}, "validation": {"max_keyframes": 10}})
+    assert (params.validation.min_keyframes, params.validation.max_keyframes) == (6, 10)
+    with pytest.raises(ParamsError) as err:  # a bad clamp is reported once, on keyframes
+        parse_params({"keyframes": {"min_frames": 40}})
+    assert "min_frames" in str(err.value) and "min_keyframes" not in str(err.value)
+
+
+def test_sources_without_a_source_mean_no_single_source():
+    assert parse_params({"data": {"sources": TWO}, "perception": VLM}).data.source is None
+
+
+def test_no_frozen_model_is_mutated_after_validation():
+    """``object.__setattr__`` on a frozen model hid a second way to set a value; each default is filled before."""
+    source = (PROJECT_ROOT / "src" / "embodied_r" / "config.py").read_text()
+    assert "object.__setattr__" not in source
+
+
+#: The keys whose code default differs from params.yaml: each default is the paper's value and params.yaml names
+#: the deviation (a CPU budget, or a recipe not in the paper). Any other difference is a default written twice.
+PAPER_DEFAULTS_PARAMS_DEVIATES_FROM = {
+    "data.categories", "split.ratios", "rewards.accuracy_mode", "rewards.schedule",
+    "cold_start.enabled", "cold_start.answer", "sft.answer",
+    "grpo.learning_rate", "grpo.beta", "grpo.prompts_per_step", "grpo.max_completion_length", "grpo.max_steps",
+    "grpo.think_prefill", "grpo.dynamic_sampling",
+    "evaluation.max_new_tokens", "evaluation.judge_consistency",
+}  # fmt: skip
+
+
+def _leaves(data: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and value and key not in ("noise_study", "executor_config"):
+            out.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def test_code_defaults_are_the_papers_or_the_params_files():
+    """Where the paper has no value (the synthetic world, the cold start, checkpointing), the code's default is
+    params.yaml's: before, ``synthetic.scenes`` was 10 in code and 20 in params.yaml, ``cold_start.letters``
+    ``balanced`` and ``every_option``."""
+    defaults = _leaves(Params().model_dump(mode="json"))
+    project = _leaves(load_params(PROJECT_ROOT / "params.yaml").model_dump(mode="json"))
+    differ = {key for key in project if project[key] != defaults[key]}
+    derived = {"synthetic.categories", "training_set.categories"}  # follow data.categories
+    assert differ - derived == PAPER_DEFAULTS_PARAMS_DEVIATES_FROM
+    assert Params().synthetic.scenes == 20 and Params().cold_start.letters == "every_option"
+
+
+def test_the_executor_is_a_setting_in_process_by_default():
+    assert Params().orchestration.executor == "in_process"
+    assert (
+        parse_params({"orchestration": {"executor": "multiprocess", "max_concurrent": 2}}).orchestration.max_concurrent
+        == 2
+    )
+    assert parse_params({"orchestration": {"executor": "dagster_k8s:k8s_job_executor"}}).orchestration.executor
+    with pytest.raises(ParamsError, match=r"orchestration\.executor: unknown executor 'threads'"):
+        parse_params({"orchestration": {"executor": "threads"}})
+    with pytest.raises(ParamsError, match=r"orchestration: executor_config configures a module:attribute executor"):
+        parse_params({"orchestration": {"executor": "multiprocess", "executor_config": {"max_concurrent": 2}}})

@@ -57,7 +57,7 @@ def test_ui_serves_on_loopback_and_stop_ends_it(command, path, tmp_path: Path):
     (root / "params.yaml").write_text(yaml.safe_dump(yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())))
     port = _free_port()
     env = {**os.environ, "DAGSTER_HOME": str(root / ".dagster_home"), "PYTHONPATH": str(PROJECT_ROOT)}
-    argv = [sys.executable, "-m", "embodied_r.cli", "--root", str(root), command, "--port", str(port)]
+    argv = [sys.executable, "-m", "orchestration.cli", "--root", str(root), command, "--port", str(port)]
 
     def ignore_sigint() -> None:  # what a background job of a non-interactive shell inherits
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -74,7 +74,7 @@ def test_ui_serves_on_loopback_and_stop_ends_it(command, path, tmp_path: Path):
         assert f"(pid {pgid}, http://127.0.0.1:{port}) is already running" in second.stderr
         assert read_pid_file(pid_file)["pid"] == pgid
         stop = subprocess.run(
-            [sys.executable, "-m", "embodied_r.cli", "--root", str(root), "stop"],
+            [sys.executable, "-m", "orchestration.cli", "--root", str(root), "stop"],
             env=env, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert stop.returncode == 0 and "stopped:" in stop.stdout
@@ -174,7 +174,7 @@ def test_a_stale_pid_file_is_cleaned_up_by_stop_and_by_the_next_start(tmp_path: 
 def test_ui_with_a_missing_params_file_fails_before_starting(tmp_path: Path):
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / ".dagster_home"), "PYTHONPATH": str(PROJECT_ROOT)}
     port = _free_port()
-    argv = [sys.executable, "-m", "embodied_r.cli", "--root", str(tmp_path), "--params", "nosuch.yaml", "ui",
+    argv = [sys.executable, "-m", "orchestration.cli", "--root", str(tmp_path), "--params", "nosuch.yaml", "ui",
             "--port", str(port)]  # fmt: skip
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2

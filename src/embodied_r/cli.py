@@ -1,7 +1,9 @@
 """The ``embodied-r`` command line.
 
-``embodied-r materialize ASSET`` runs a Dagster materialization in-process on the
-project's persistent instance (``.dagster_home/``); each DVC stage is one such call.
+This module holds the library's commands, which need no orchestrator: ``check-params``, ``profile``,
+``summary`` and ``registry``. The commands that drive Dagster (``materialize``, ``ui``, ``mlflow-ui``,
+``stop``) are added by :mod:`orchestration.cli`, the ``embodied-r`` console script, through
+``build_parser(extra_commands=...)``: the library never imports ``dagster`` or ``orchestration``.
 """
 
 from __future__ import annotations
@@ -10,28 +12,10 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 log = logging.getLogger("embodied_r")
-
-_DAGSTER_YAML = """\
-# Dagster instance of this checkout (created by embodied-r; git-ignored).
-telemetry:
-  enabled: false
-"""
-
-
-def ensure_dagster_home(root: Path) -> Path:
-    """Use ``$DAGSTER_HOME`` or ``<root>/.dagster_home``, creating it (and dagster.yaml) when missing."""
-    home = Path(os.environ.get("DAGSTER_HOME") or root / ".dagster_home").resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(_DAGSTER_YAML, encoding="utf-8")
-    os.environ["DAGSTER_HOME"] = str(home)
-    return home
-
 
 #: Environment that silences third-party progress bars and notices when not verbose (our own bars stay).
 QUIET_ENV = {
@@ -81,257 +65,6 @@ def cmd_profile(args: argparse.Namespace) -> int:
         return 0
     params = apply_profile(root, args.name, params_file=args.params, force=args.force)
     print(f"{args.params}: profile {params.profile!r} applied; `dvc repro` reruns what it changed")
-    return 0
-
-
-def cmd_materialize(args: argparse.Namespace) -> int:
-    root = Path(args.root).resolve()
-    os.environ["EMBODIED_R_ROOT"] = str(root)
-    os.environ["EMBODIED_R_PARAMS"] = args.params  # the assets read this file (they read params.yaml otherwise)
-    ensure_dagster_home(root)
-
-    import dagster as dg
-
-    from embodied_r.config import load_params
-    from orchestration.definitions import defs
-
-    load_params(root / args.params)  # fail fast, before Dagster starts, on a bad params file
-    try:
-        graph, keys, per_video_keys = _resolve(defs, args.assets)
-    except dg.DagsterError as exc:  # a misspelt asset or a bad selection string
-        print(f"cannot select {' '.join(args.assets)!r}: {exc}", file=sys.stderr)
-        return 2
-    if per_video_keys and not (args.all_partitions or args.partition):
-        # Dagster alone would fail the step with "Cannot access partition_key for a non-partitioned run"
-        print(
-            f"{', '.join(sorted(k.to_user_string() for k in per_video_keys))} is materialized per video: add "
-            "--all-partitions (every video, in one run) or --partition VIDEO_ID (one video)",
-            file=sys.stderr,
-        )
-        return 2
-    instance = dg.DagsterInstance.get()
-    tags = dict(t.split("=", 1) for t in args.tag)
-    # Quiet by default: Dagster's console logger would print every step failure with its whole stack trace; the
-    # run's warnings are replayed after it (_print_run_warnings) and a failure is one paragraph (_report_failure).
-    level = "CRITICAL" if args.verbose == 0 else "INFO" if args.verbose == 1 else "DEBUG"
-    results = []
-    per_video = bool(args.all_partitions or args.partition)
-    for selection, partitioned in _runs(graph, args.assets, keys, per_video_keys, per_video=per_video):
-        partition_tags: dict[str, str] = {}
-        partition_key = None
-        # After raw_videos, when the same command runs it first: the videos are those of its videos.json.
-        if partitioned and args.all_partitions:
-            from orchestration.partitions import all_videos_run_tags
-
-            partition_tags = all_videos_run_tags(instance, defs.resources["project"])
-        elif partitioned:
-            from orchestration.partitions import video_run_key
-
-            partition_key = video_run_key(instance, defs.resources["project"], args.partition)
-        result = dg.materialize(
-            assets=[*defs.assets, *(defs.asset_checks or [])],
-            selection=selection,
-            instance=instance,
-            resources=defs.resources,
-            partition_key=partition_key,
-            tags=tags | partition_tags,
-            run_config={"loggers": {"console": {"config": {"log_level": level}}}},
-            raise_on_error=False,
-        )
-        results.append(result)
-        if args.verbose == 0:
-            _print_run_warnings(instance, result.run_id)
-        if not result.success:
-            break  # the rest depends on it
-    for result in results:
-        for event in result.get_asset_materialization_events():
-            partition = f" [{event.partition}]" if event.partition else ""
-            print(f"materialized {event.asset_key.to_user_string()}{partition}")
-    failed_checks = []
-    for check in (c for result in results for c in result.get_asset_check_evaluations()):
-        status = "passed" if check.passed else "FAILED"
-        print(f"check {check.asset_key.to_user_string()}:{check.check_name} {status}")
-        if not check.passed:
-            failed_checks.append(check)
-            print(check.metadata["result"].value if "result" in check.metadata else "", file=sys.stderr)
-    if failed_checks:
-        # Blocking checks: the next stage must not start (DVC runs it in a separate process).
-        print(f"{len(failed_checks)} blocking data check(s) failed; fix the data or the thresholds", file=sys.stderr)
-        return 1
-    failed = next((result for result in results if not result.success), None)
-    if failed is not None:
-        _report_failure(failed, instance, root)
-        return 1
-    return 0
-
-
-def _print_run_warnings(instance, run_id: str) -> None:
-    """The warnings and errors the assets logged in run ``run_id`` (``context.log``), one line each."""
-    for entry in instance.all_logs(run_id):
-        # "Dependencies for step X failed ... Not executing": the failure paragraph already says what failed.
-        if not entry.is_dagster_event and entry.level >= logging.WARNING and "Not executing" not in entry.user_message:
-            print(f"{entry.step_key or 'run'}: {entry.user_message}", file=sys.stderr)
-
-
-#: OS errors that are about the user's files and folders (read-only, missing, full), not bugs.
-_PATH_ERRORS = {"PermissionError", "FileNotFoundError", "NotADirectoryError", "IsADirectoryError", "FileExistsError"}
-_PATH_ERRNOS = ("[Errno 28]", "[Errno 30]", "[Errno 13]")  # no space left, read-only file system, permission denied
-
-
-def _causes(error) -> list:
-    """``error`` (a Dagster ``SerializableErrorInfo``) and everything in its cause and context chains, outermost
-    first."""
-    chain, todo = [], [error]
-    while todo:
-        current = todo.pop(0)
-        if current is not None and current not in chain:
-            chain.append(current)
-            todo += [current.cause, current.context]
-    return chain
-
-
-def _bare_message(error) -> str:
-    """An error's message without the ``module.Class: `` prefix Dagster puts in front of it."""
-    message = error.message.strip()
-    prefix = f"{error.cls_name}: "
-    return message.split(prefix, 1)[1].strip() if prefix in message.split("\n", 1)[0] else message
-
-
-def step_error_paragraph(step: str, error, description: str | None = None) -> str:
-    """What a failed step tells the user: a user error's own message, or a one-line summary of an unexpected one.
-
-    ``error`` is the step's ``SerializableErrorInfo``; the user error is the first
-    :class:`~embodied_r.errors.UserError` (or OS error on a path: read-only folder, missing file, disk full) in its
-    cause chain. ``description`` is a ``dagster.Failure``'s, which the assets raise with the fix in it.
-    """
-    from embodied_r.errors import user_error_names
-
-    names = user_error_names()
-    for cause in _causes(error):
-        if cause.cls_name in names:
-            return f"{step} failed: {_bare_message(cause)}"
-        if cause.cls_name in _PATH_ERRORS or any(code in cause.message for code in _PATH_ERRNOS):
-            fix = "check that the path exists and that its folder is writable (or set the option naming it elsewhere)"
-            return f"{step} failed: {_bare_message(cause)}; {fix}"
-    if description:
-        return f"{step} failed: {description}"
-    innermost = _causes(error)[-1] if error is not None else None
-    if innermost is None:
-        return f"{step} failed (no error recorded)"
-    frames = [line.strip().split("\n")[0] for line in innermost.stack if line.strip().startswith("File ")]
-    ours = [f for f in frames if "site-packages" not in f] or frames  # the project's line, not the library's
-    where = f", {ours[-1]}" if ours else ""
-    first_line = _bare_message(innermost).splitlines()[0] if innermost.message.strip() else ""
-    summary = f"{innermost.cls_name}: {first_line}{where}"
-    return f"{step} failed with an unexpected error (a bug, please report it): {summary}"
-
-
-def write_run_log(instance, run_id: str, home: Path) -> Path:
-    """Every event of run ``run_id``, with full stack traces, in ``<DAGSTER_HOME>/logs/<run_id>.log``."""
-    import datetime as dt
-
-    path = home / "logs" / f"{run_id}.log"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as out:
-        for entry in instance.all_logs(run_id):
-            stamp = dt.datetime.fromtimestamp(entry.timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-            level = logging.getLevelName(entry.level)
-            event = entry.dagster_event.event_type_value if entry.is_dagster_event else "LOG"
-            out.write(f"{stamp} {level} {entry.step_key or '-'} {event}: {entry.user_message}\n")
-            failed_step = entry.is_dagster_event and entry.dagster_event.is_step_failure
-            data = entry.dagster_event.step_failure_data if failed_step else None
-            error = (data.error if data is not None else None) or entry.error_info
-            if error is not None:
-                out.write(error.to_string() + "\n")
-    return path
-
-
-def _report_failure(result, instance, root: Path) -> None:
-    """One paragraph per failed step of ``result`` (what, which item, the fix) and where the full log is."""
-    home = Path(os.environ["DAGSTER_HOME"])
-    log_path = write_run_log(instance, result.run_id, home)
-    shown = log_path.relative_to(Path.cwd()) if log_path.is_relative_to(Path.cwd()) else log_path
-    paragraphs = []
-    for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data is not None:
-            data = event.step_failure_data
-            description = data.user_failure_data.description if data.user_failure_data else None
-            paragraphs.append(step_error_paragraph(event.step_key or "run", data.error, description))
-    if not paragraphs:  # the run failed outside its steps
-        failure = next((e for e in result.all_events if e.event_type_value == "RUN_FAILURE"), None)
-        paragraphs.append(f"run failed: {failure.message if failure else 'no reason recorded'}")
-    for paragraph in paragraphs:
-        print(paragraph, file=sys.stderr)
-    print(f"Full log: {shown} (or `make ui` and open run {result.run_id}).", file=sys.stderr)
-
-
-def _resolve(defs, assets: list[str]) -> tuple[Any, set, set]:
-    """``assets`` (a Dagster selection) resolved: ``(asset graph, their keys, the per-video keys among them)``."""
-    import dagster as dg
-
-    graph = defs.resolve_asset_graph()
-    keys = dg.AssetSelection.from_coercible(assets).resolve(graph)
-    return graph, keys, {k for k in keys if graph.get(k).partitions_def is not None}
-
-
-def _runs(graph, assets: list[str], keys: set, per_video_keys: set, *, per_video: bool) -> list[tuple[Any, bool]]:
-    """The runs that materialize ``assets`` (resolved by :func:`_resolve` to ``keys``, ``per_video_keys`` among
-    them), as ``(selection, partitioned)``: one run, or with a partition option up to three — the unpartitioned
-    assets the per-video ones depend on, the per-video assets for those partitions, then the rest (one partitioned
-    run would silently skip the unpartitioned assets).
-    """
-    if not per_video:
-        return [(assets, False)]
-    import dagster as dg
-
-    upstream = dg.AssetSelection.assets(*per_video_keys).upstream().resolve(graph) if per_video_keys else set()
-    before = {k for k in keys - per_video_keys if k in upstream}
-    after = keys - per_video_keys - before
-    runs = [(sorted(before), False), (sorted(per_video_keys), True), (sorted(after), False)]
-    return [(selection, partitioned) for selection, partitioned in runs if selection]
-
-
-def _announce(ui: str, args: argparse.Namespace):
-    """What ``ui`` / ``mlflow-ui`` print once the UI may start (not before a refusal)."""
-    return lambda: print(f"{ui} UI on http://{args.host}:{args.port} (Ctrl-C or `make stop` to stop)", flush=True)
-
-
-def cmd_ui(args: argparse.Namespace) -> int:
-    from embodied_r.config import load_params
-    from embodied_r.services import dagster_ui_argv, run_service
-
-    root = Path(args.root).resolve()
-    load_params(root / args.params)  # the UI's runs read this file: a bad one fails here, not in every run
-    home = ensure_dagster_home(root)
-    env = {**os.environ, "EMBODIED_R_ROOT": str(root), "EMBODIED_R_PARAMS": args.params}
-    argv = dagster_ui_argv(args.host, args.port)
-    return run_service(
-        "dagster-ui", argv, home, env, host=args.host, port=args.port, on_start=_announce("Dagster", args)
-    )
-
-
-def cmd_mlflow_ui(args: argparse.Namespace) -> int:
-    from embodied_r.config import load_params
-    from embodied_r.services import mlflow_ui_argv, run_service
-    from embodied_r.tracking import resolve_tracking_uri
-
-    root = Path(args.root).resolve()
-    home = ensure_dagster_home(root)
-    tracking = load_params(root / args.params).tracking
-    uri = resolve_tracking_uri(tracking.tracking_uri, root)
-    artifacts = (root / tracking.artifact_root).resolve()
-    artifacts.mkdir(parents=True, exist_ok=True)
-    argv = mlflow_ui_argv(uri, artifacts, args.host, args.port)
-    return run_service("mlflow-ui", argv, home, host=args.host, port=args.port, on_start=_announce("MLflow", args))
-
-
-def cmd_stop(args: argparse.Namespace) -> int:
-    from embodied_r.services import stop_services
-
-    stopped, stale = stop_services(ensure_dagster_home(Path(args.root).resolve()))
-    print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
-    if stale:
-        print("removed the pid files of UIs no longer running: " + ", ".join(stale))
     return 0
 
 
@@ -398,7 +131,12 @@ def cmd_registry(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: Adds subcommands to the parser's subparsers (``orchestration.cli.add_commands``).
+CommandAdder = Callable[[argparse._SubParsersAction], None]
+
+
+def build_parser(extra_commands: CommandAdder | None = None) -> argparse.ArgumentParser:
+    """The parser of the library's commands, and of ``extra_commands``'s (the orchestration's) when given."""
     parser = argparse.ArgumentParser(prog="embodied-r", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug")
     parser.add_argument("--root", default=".", help="project root (holds params.yaml)")
@@ -413,15 +151,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="apply on top of a params.yaml that is not the demo")
     p.set_defaults(func=cmd_profile)
 
-    p = sub.add_parser("materialize", help="materialize assets in-process on the project's Dagster instance")
-    p.add_argument("assets", nargs="+", help="asset keys (or a Dagster selection) to materialize")
-    p.add_argument("--partition", default=None, help="one video: its id, or its key <data_dir>::<video_id>")
-    p.add_argument(
-        "--all-partitions", action="store_true", help="every video of <data_dir>/raw/videos.json, in one run"
-    )
-    p.add_argument("--tag", action="append", default=[], help="run tag KEY=VALUE (repeatable)")
-    p.set_defaults(func=cmd_materialize)
-
     p = sub.add_parser("summary", help="print what the pipeline has produced so far and where to look")
     p.set_defaults(func=cmd_summary)
 
@@ -434,23 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_registry)
 
-    p = sub.add_parser("ui", help="start the Dagster UI (foreground)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=3000)
-    p.set_defaults(func=cmd_ui)
-
-    p = sub.add_parser("mlflow-ui", help="start the MLflow UI (foreground)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=5000)
-    p.set_defaults(func=cmd_mlflow_ui)
-
-    p = sub.add_parser("stop", help="stop the UIs started by `ui` and `mlflow-ui`")
-    p.set_defaults(func=cmd_stop)
+    if extra_commands is not None:  # the orchestration's (orchestration.cli)
+        extra_commands(sub)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, extra_commands: CommandAdder | None = None) -> int:
+    """Run one command; a params or user error is its message on stderr (exit 2 / 1), not a traceback."""
+    args = build_parser(extra_commands).parse_args(argv)
     _setup_logging(args.verbose)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")

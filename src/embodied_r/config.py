@@ -18,8 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from embodied_r.errors import UserError
 from embodied_r.rewards.config import RewardsConfig
-from embodied_r.training.config import GrpoTrainingConfig
-from embodied_r.training.supervised import ColdStartConfig, SFTConfig
+from embodied_r.training.config import ColdStartConfig, GrpoTrainingConfig, SFTConfig
 from embodied_r.vocabulary import (
     SOURCE_CATEGORIES,
     SOURCE_NAMES,
@@ -52,7 +51,7 @@ class SyntheticConfig(_Section):
     """The embedded synthetic egocentric world (the default dataset)."""
 
     seed: int = Field(0, ge=0, description="Seed for scenes, trajectories and questions.")
-    scenes: int = Field(10, ge=1, le=10_000)
+    scenes: int = Field(20, ge=1, le=10_000, description="Scenes (the demo's 20: ~95 test questions of 5 scenes).")
     videos_per_scene: int = Field(4, ge=1, le=1000)
     questions_per_video: int = Field(
         8, ge=1, le=200, description="Target questions per video, spread over the categories."
@@ -63,7 +62,11 @@ class SyntheticConfig(_Section):
     steps_per_video: int = Field(12, ge=4, le=200, description="Camera actions per trajectory.")
     frames_per_step: int = Field(8, ge=1, le=120, description="Rendered frames per action.")
     objects_per_scene: tuple[int, int] = Field((6, 10), description="Inclusive range of objects per scene.")
-    categories: tuple[str, ...] = Field(TASK_CATEGORIES, description="Task categories to generate.")
+    categories: tuple[str, ...] = Field(
+        TASK_CATEGORIES,
+        description="Task categories to generate. In params.yaml, omitted or null = data.categories (those of the "
+        "embedded world), so the list is written once.",
+    )
 
     @field_validator("categories")
     @classmethod
@@ -114,6 +117,14 @@ class DataConfig(_Section):
         "data/ (DVC deletes stage outputs) and outside the dataset folder, which is never written to.",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _sources_mean_no_single_source(cls, data: Any) -> Any:
+        # With data.sources and no data.source, the default "embedded" is not a second form: source is null.
+        if isinstance(data, dict) and data.get("sources") and "source" not in data:
+            return {**data, "source": None}
+        return data
+
     @field_validator("categories")
     @classmethod
     def _categories_of_the_source(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
@@ -126,8 +137,6 @@ class DataConfig(_Section):
     @model_validator(mode="after")
     def _paths_for_real_data(self) -> DataConfig:
         single = {k: v for k, v in (("annotations", self.annotations), ("videos_dir", self.videos_dir)) if v}
-        if self.sources and "source" not in self.model_fields_set:
-            object.__setattr__(self, "source", None)  # the default "embedded" is not a second form
         if self.sources:
             if self.source is not None or single:
                 keys = ", ".join(f"data.{k}" for k in ("source", *single) if k != "source" or self.source)
@@ -431,7 +440,8 @@ class TrainingSetConfig(BaseModel):
     categories: tuple[str, ...] = Field(
         default=TASK_CATEGORIES,
         description="Task categories trained on (train and val rows; paper: eight). The test split keeps every "
-        "category of data.categories, so a category left out here is evaluated as held out.",
+        "category of data.categories, so a category left out here is evaluated as held out. In params.yaml, "
+        "omitted or null = data.categories (the list is written once).",
     )
     include_numeric: bool = Field(
         default=False, description="Keep numeric (MRA-scored) questions; the paper drops them."
@@ -472,7 +482,7 @@ class EvaluationConfig(_Section):
     """Evaluation on the test split (reference §6) and promotion in the registry."""
 
     max_new_tokens: int = Field(2048, ge=1, description="Greedy decoding budget (paper: completions ≤ 2048 tokens).")
-    batch_size: int = Field(8, ge=1, description="Prompts decoded together.")
+    batch_size: int = Field(16, ge=1, description="Prompts decoded together (no paper value; the demo's).")
     judge_consistency: bool = Field(True, description="Judge think–answer consistency with the reference LM.")
     bootstrap_samples: int = Field(1000, ge=100, description="Resamples for the 95% confidence intervals.")
     seed: int = Field(0, ge=0)
@@ -515,6 +525,50 @@ class TrackingConfig(_Section):
     registered_model: str = "embodied-r-lm"
 
 
+#: ``orchestration.executor`` values other than the two built-in names: a Dagster ``ExecutorDefinition`` by import path.
+_EXECUTOR_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+class OrchestrationConfig(_Section):
+    """How Dagster executes one materialization. Not in the paper (no orchestration there); no effect on results.
+
+    ``in_process`` (the default) runs a run's steps one after another inside ``embodied-r materialize``.
+    ``multiprocess`` runs each step in its own process, up to ``max_concurrent`` at once, so the independent steps
+    of one command (``raw_videos`` and ``base_lm``, ``warm_lm`` and ``sft_lm``, the per-video key frames and the
+    base LM) run in parallel on a many-core machine. A Dagster deployment names its own executor by import path,
+    ``module:attribute`` (``dagster_k8s:k8s_job_executor``, ``dagster_celery:celery_executor``), configured by
+    ``executor_config``; its run launcher stays in the instance's ``dagster.yaml``. No code changes either way.
+    """
+
+    executor: str = Field(
+        "in_process",
+        description="in_process | multiprocess | module:attribute of a Dagster ExecutorDefinition.",
+    )
+    max_concurrent: int = Field(0, ge=0, description="multiprocess: steps at once; 0 = one per CPU (Dagster's).")
+    executor_config: dict[str, Any] = Field(
+        default_factory=dict, description="module:attribute executors: their config (Dagster's execution config)."
+    )
+
+    @field_validator("executor")
+    @classmethod
+    def _known_executor(cls, value: str) -> str:
+        if value in ("in_process", "multiprocess") or _EXECUTOR_PATH.match(value):
+            return value
+        raise ValueError(
+            f"unknown executor {value!r}: use in_process, multiprocess or the import path of a Dagster executor, "
+            "module:attribute (e.g. dagster_k8s:k8s_job_executor)"
+        )
+
+    @model_validator(mode="after")
+    def _config_for_its_executor(self) -> OrchestrationConfig:
+        if self.executor_config and not _EXECUTOR_PATH.match(self.executor):
+            raise ValueError(
+                f"executor_config configures a module:attribute executor, not {self.executor!r}: remove it (the "
+                "multiprocess executor takes orchestration.max_concurrent)"
+            )
+        return self
+
+
 class Params(_Section):
     """The whole of ``params.yaml``."""
 
@@ -539,6 +593,8 @@ class Params(_Section):
     sft: SFTConfig = SFTConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     tracking: TrackingConfig = TrackingConfig()
+    #: How Dagster executes a run (in-process by default); no effect on results.
+    orchestration: OrchestrationConfig = OrchestrationConfig()
 
     @model_validator(mode="after")
     def _option_text_answers_are_read(self) -> Params:
@@ -580,14 +636,47 @@ class Params(_Section):
             )
         return self
 
-    @model_validator(mode="after")
-    def _validation_follows_keyframes(self) -> Params:
-        bounds = {"min_keyframes": self.keyframes.min_frames, "max_keyframes": self.keyframes.max_frames}
-        unset = {k: v for k, v in bounds.items() if k not in self.validation.model_fields_set}
-        if unset:
-            merged = {**self.validation.model_dump(exclude_unset=True), **unset}
-            object.__setattr__(self, "validation", ValidationConfig(**merged))
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _values_written_once(cls, data: Any) -> Any:
+        """Fill, before validation, the keys whose default is another key's value (each value is written once).
+
+        ``synthetic.categories`` and ``training_set.categories`` default to ``data.categories`` (the embedded
+        world's among them, for ``synthetic``), and ``validation.min_keyframes`` / ``max_keyframes`` to
+        ``keyframes.min_frames`` / ``max_frames``. An explicit value wins. The source section is validated first
+        and only a valid one is copied, so a bad value is reported once, on its own key.
+        """
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        data_section = _valid_or_none(DataConfig, data.get("data", {}))
+        if data_section is not None:
+            categories = data_section.categories
+            generated = tuple(c for c in categories if c in SYNTHETIC_CATEGORIES) or SYNTHETIC_CATEGORIES
+            data["training_set"] = _with_default(data.get("training_set"), "categories", categories)
+            data["synthetic"] = _with_default(data.get("synthetic"), "categories", generated)
+        keyframes = _valid_or_none(KeyframesConfig, data.get("keyframes", {}))
+        if keyframes is not None:
+            validation = _with_default(data.get("validation"), "min_keyframes", keyframes.min_frames)
+            data["validation"] = _with_default(validation, "max_keyframes", keyframes.max_frames)
+        return data
+
+
+def _valid_or_none(model: type[BaseModel], value: Any) -> Any:
+    """``value`` validated as ``model``, or None when it is not valid (its own errors are reported on its key)."""
+    try:
+        return model.model_validate(value if value is not None else {})
+    except ValidationError:
+        return None
+
+
+def _with_default(section: Any, key: str, value: Any) -> Any:
+    """A raw params ``section`` with ``key`` set to ``value`` when it is missing or null (other values untouched)."""
+    if section is None:
+        return {key: value}
+    if isinstance(section, dict) and section.get(key) is None:
+        return {**section, key: value}
+    return section  # an explicit value, a section object or a wrong type (reported by its own validation)
 
 
 class ParamsError(UserError, ValueError):

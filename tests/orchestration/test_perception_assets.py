@@ -88,9 +88,9 @@ def test_a_video_whose_key_frames_failed_is_dropped_with_its_questions_within_th
     Run as a user does, with ``embodied-r materialize`` (a persistent instance under the project)."""
     import yaml
 
-    from embodied_r.cli import main
     from embodied_r.layout import Layout
     from embodied_r.report import render_summary
+    from orchestration.cli import main
 
     monkeypatch.setenv("DAGSTER_HOME", str(tiny_project / ".dagster_home"))
     params = yaml.safe_load((tiny_project / "params.yaml").read_text())

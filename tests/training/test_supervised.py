@@ -243,7 +243,9 @@ def test_option_text_answers_hold_the_drawn_or_correct_options_text():
         assert extract_answer(example["completion"], r.choices, "answer_text", question=r.question) is not None
     # Balanced letters still: the texts drawn cover every option twice in 8 examples.
     assert sorted(Counter(e["completion"].rsplit("<answer>", 1)[1] for e in warm).values()) == [2, 2, 2, 2]
-    configured = cold_start_examples(rows, ColdStartConfig(enabled=True, examples=8, answer="option_text"))
+    configured = cold_start_examples(
+        rows, ColdStartConfig(enabled=True, examples=8, answer="option_text", letters="balanced")
+    )
     assert [e["completion"] for e in configured] == [e["completion"] for e in warm]  # the params reach the examples
     r = row(0, solution="C")
     trace = reasoning_trace(r, answer="option_text")

@@ -1,4 +1,6 @@
-"""GRPO training configuration: the paper's hyper-parameters as defaults, plus the knobs a CPU run needs.
+"""Training configuration: GRPO's (the paper's hyper-parameters as defaults, plus the knobs a CPU run needs) and
+the supervised stages' (the format cold start and the SFT baseline). Torch-free: ``embodied_r.config`` builds the
+params schema from these classes without loading the training stack.
 
 The defaults are the paper's GPU run (reference §5): lr 5e-7, warmup 5 %, 8 completions per prompt, KL β 0.001,
 temperature 1.0, 4 prompts per optimizer step, completions ≤ 2048 tokens, bf16, 12 epochs. A CPU profile
@@ -26,6 +28,88 @@ log = logging.getLogger(__name__)
 
 #: The text prefilled after the generation prompt when ``think_prefill`` is on.
 THINK_PREFILL = "<think>"
+
+
+#: What ``<answer>`` holds in a supervised example: the option letter (paper) or the option's text.
+AnswerForm = Literal["letter", "option_text"]
+#: How the cold start picks each example's (unsupervised) option: see ``ColdStartConfig.letters``.
+ColdStartLetters = Literal["random", "balanced", "every_option"]
+
+#: The neutral reasoning of the cold start: it names no object, direction or option (and is short: every token
+#: of it is decoded in every GRPO completion).
+NEUTRAL_THINK = "I compare the observations with the options."
+
+
+class SupervisedConfig(BaseModel):
+    """One supervised run (cold start or SFT baseline)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(False, description="Run this stage; off = the stage passes its input model through.")
+    max_steps: int = Field(30, ge=1, description="Optimizer steps.")
+    batch_size: int = Field(8, ge=1, description="Examples per optimizer step.")
+    micro_batch_size: int = Field(4, ge=1, description="Examples per forward pass (memory bound).")
+    learning_rate: float = Field(5e-5, gt=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="As grpo.precision.")
+    seed: int = Field(0, ge=0)
+    think_prefill: bool = Field(True, description="Prompts end with '<think>' (as grpo.think_prefill).")
+    save_steps: int = Field(50, ge=1, description="Checkpoint every this many steps (resume after a kill).")
+    answer: AnswerForm = Field(
+        "letter",
+        description="What <answer> holds: the option letter (paper) or the option's text (a small LM copies a "
+        "text far more readily than it looks its letter up; needs rewards.accuracy_mode answer_text).",
+    )
+
+    @model_validator(mode="after")
+    def _whole_micro_batches(self) -> SupervisedConfig:
+        micro = min(self.micro_batch_size, self.batch_size)
+        if self.batch_size % micro:
+            raise ValueError(
+                f"batch_size {self.batch_size} is not a multiple of micro_batch_size {micro}: "
+                f"use a batch_size of {micro * max(1, round(self.batch_size / micro))} or change micro_batch_size"
+            )
+        return self
+
+    def batch_geometry(self) -> tuple[int, int]:
+        """(per-device batch, gradient accumulation) for ``batch_size`` examples a step."""
+        micro = min(self.micro_batch_size, self.batch_size)
+        return micro, self.batch_size // micro
+
+    def in_order(self) -> bool:
+        """Train on the examples in the order given (else shuffled by the trainer each epoch)."""
+        return False
+
+
+class ColdStartConfig(SupervisedConfig):
+    """The format warm-up before GRPO. Not in the paper, so off by default; the CPU profiles turn it on.
+
+    The paper has no cold start, so its other defaults are the demo's (``params.yaml``): 16 steps of 8 examples.
+    """
+
+    max_steps: int = Field(16, ge=1, description="Optimizer steps (the format is learnt in ~12).")
+    learning_rate: float = Field(8e-5, gt=0)
+
+    think_text: str = Field(NEUTRAL_THINK, min_length=1, description="The neutral reasoning every example shows.")
+    examples: int = Field(128, ge=1, description="Warm-up examples (train rows, cycled, each with a random letter).")
+    letters: ColdStartLetters = Field(
+        "every_option",
+        description="every_option: each drawn question once with every one of its options, in a row (trained in "
+        "order), so no option is preferred for any question, not only on average (GRPO's groups then hold more "
+        "answers); balanced: every letter equally often in every step (examples trained in order), so the last "
+        "steps cannot tilt the model to one letter; random: each example's letter drawn alone (uniformly).",
+    )
+
+    def in_order(self) -> bool:
+        return self.letters != "random"
+
+
+class SFTConfig(SupervisedConfig):
+    """The SFT baseline (the paper's RQ7): templated reasoning traces with the correct answer."""
+
+    max_steps: int = Field(60, ge=1)
+    learning_rate: float = Field(3e-5, gt=0)
 
 
 class GrpoTrainingConfig(BaseModel):
@@ -68,7 +152,9 @@ class GrpoTrainingConfig(BaseModel):
     )
     seed: int = 42
     logging_steps: int = Field(1, ge=1, description="Log metrics (and sample completions) every this many steps.")
-    save_steps: int = Field(100, ge=1, description="Checkpoint every this many optimizer steps.")
+    save_steps: int = Field(
+        20, ge=1, description="Checkpoint every this many optimizer steps (no paper value; the demo's)."
+    )
     save_total_limit: int | None = Field(2, ge=1, description="Checkpoints kept in output_dir (oldest removed).")
     eval_steps: int | None = Field(
         None, ge=1, description="Evaluate on eval rows every this many steps (only with eval rows); None = never."
