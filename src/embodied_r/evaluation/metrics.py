@@ -31,10 +31,6 @@ training and in the report. :func:`aggregate` turns the per-sample records into 
 Two models on the same questions are compared by :func:`paired_difference`: the mean per-question gain and its
 paired bootstrap interval, tighter than the overlap of the two models' own intervals (the same questions are
 resampled for both, so what is hard for one is hard for the other).
-
->>> s = score_sample("<think>the chair is left</think><answer>B</answer>", row)  # doctest: +SKIP
->>> s["letter"], s["correct"], s["format_ok"]  # doctest: +SKIP
-('B', True, True)
 """
 
 from __future__ import annotations
@@ -260,8 +256,8 @@ TRUNCATION_WARN_RATE = 0.5
 def truncation_warning(label: str, agg: Mapping[str, Any], max_new_tokens: int | None = None) -> str | None:
     """A message when ``label``'s completions were mostly cut by the generation budget, else None.
 
-    >>> truncation_warning("sft", {"truncated_rate": 0.99}, 32)  # doctest: +ELLIPSIS
-    'sft: 99% of its completions hit evaluation.max_new_tokens (32) before ending; ...'
+    >>> print(truncation_warning("sft", {"truncated_rate": 0.99}, 32))  # doctest: +ELLIPSIS
+    sft: 99% of its completions hit evaluation.max_new_tokens (32) before ending; ...
     >>> truncation_warning("grpo", {"truncated_rate": 0.0}) is None
     True
     """

@@ -407,10 +407,6 @@ def promote_if_better(
 
     The current champion (re-evaluated) keeps its decision and promotion reason, and a version rolled back by hand
     is never promoted here: both only get their new evaluation recorded (``embodied_r.last_evaluation``).
-
-    >>> promote_if_better(client, "embodied-r-lm", 3, pooled_accuracy=0.47, test_set_sha256=sha,
-    ...                   checks_passed=True, margin=0.01)  # doctest: +SKIP
-    PromotionDecision(promoted=True, reason='accuracy 0.4700 beats champion v2 0.4500 by +0.0200 >= 0.0100', ...)
     """
     version = str(version)
     record_evaluation(

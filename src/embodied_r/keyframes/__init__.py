@@ -1,8 +1,4 @@
 """Key frames of egocentric videos by homography overlap (reference §1).
-
->>> from embodied_r.config import KeyframesConfig
->>> result = extract_keyframes("video.mp4", KeyframesConfig())  # doctest: +SKIP
->>> write_keyframe_artifacts(result, None, "out/video")  # doctest: +SKIP
 """
 
 from embodied_r.keyframes.artifacts import (

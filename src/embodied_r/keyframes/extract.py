@@ -312,10 +312,6 @@ def extract_keyframes(video_path: str | Path, cfg: KeyframesConfig | None = None
 
     Raises :class:`~embodied_r.keyframes.video.VideoError` for a video that cannot be used: unreadable, no
     frames, or too short to give ``min_frames`` samples (the rule ingest applies, see ``keyframe_refusal``).
-
-    >>> result = extract_keyframes("scene0001.mp4", KeyframesConfig())  # doctest: +SKIP
-    >>> result.indices, [k.reason for k in result.keyframes]
-    ([0, 30, 150, 899], ['first', 'low_overlap', 'match_failed', 'last'])
     """
     cfg = cfg or KeyframesConfig()
     video_path = Path(video_path)

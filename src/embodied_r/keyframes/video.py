@@ -71,10 +71,6 @@ def probe_video(path: str | Path) -> VideoInfo:
 
     Rejected: a missing file, bytes FFmpeg cannot open (corrupt, truncated, unknown codec), zero frames,
     an fps that is 0, negative or NaN, and videos shorter than one second.
-
-    >>> info = probe_video("scene0001.mp4")  # doctest: +SKIP
-    >>> info.frames, info.fps
-    (900, 30.0)
     """
     path = Path(path)
     if not path.is_file():

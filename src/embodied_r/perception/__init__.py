@@ -1,6 +1,6 @@
 """Perception (reference §2–3): key frames → question-conditioned text, and the LM's input built from it.
 
->>> from embodied_r.perception import PerceptionConfig, describe_samples, build_messages  # doctest: +SKIP
+>>> from embodied_r.perception import PerceptionConfig, describe_samples, build_messages
 """
 
 from embodied_r.perception.backends import (

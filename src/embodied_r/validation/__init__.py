@@ -1,9 +1,5 @@
 """Data-quality suites (Great Expectations) over the perception outputs.
 
->>> from embodied_r.validation import ValidationConfig, run_suites
->>> outcomes = run_suites(described_samples, ValidationConfig(min_keyframes=4, max_keyframes=32))  # doctest: +SKIP
->>> print(outcomes[0].to_markdown())  # doctest: +SKIP
-
 Great Expectations is imported lazily, on the first validation, so importing this package is cheap.
 """
 
