@@ -108,7 +108,6 @@ def dvc_project(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
         shutil.copy(PROJECT_ROOT / name, root / name)
     env = {**os.environ, "DAGSTER_HOME": str(root / ".dagster_home")}
-    env.pop("EMBODIED_R_ROOT", None)
     _run(["git", "init", "-q"], root, env)
     _run(["embodied-r", "profile", "tiny"], root, env)
     params = yaml.safe_load((root / "params.yaml").read_text())
