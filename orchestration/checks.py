@@ -12,14 +12,12 @@ and which stay failing after the last attempt (``invalid_answers.jsonl``, writte
 
 import dagster as dg
 
-from embodied_r.data.records import write_json
-from embodied_r.perception.stage import SAMPLES, read_samples
-from embodied_r.validation import SUITE_DESCRIPTIONS, SUITE_NAMES, PerceptionValidator, build_tables
-from embodied_r.validation.answer_checks import INVALID_ANSWERS, invalid_answers_note, read_invalid_answers
+from embodied_r.validation import SUITE_DESCRIPTIONS, SUITE_NAMES
+from embodied_r.validation.recorded import CHECKS_FILE, run_data_checks
 from orchestration.assets.perception import vlm_descriptions
 from orchestration.resources import ProjectResource
 
-CHECKS_FILE = "checks.json"
+__all__ = ["CHECKS_FILE", "perception_data_checks"]
 
 
 @dg.multi_asset_check(
@@ -31,19 +29,11 @@ CHECKS_FILE = "checks.json"
 def perception_data_checks(context: dg.AssetCheckExecutionContext, project: ProjectResource):
     """Run every Great Expectations suite once over the described samples (one shared GX context)."""
     params = project.load_params()
-    out = project.layout(params).descriptions
-    samples = read_samples(out / SAMPLES)
-    tables = build_tables(samples, params.validation.refusal_patterns)
-    outcomes = PerceptionValidator(params.validation).run(tables)
-    invalid = read_invalid_answers(out / INVALID_ANSWERS)
-    note = invalid_answers_note(invalid)
+    checks = run_data_checks(params, project.layout(params))
+    note, invalid = checks.note, checks.invalid_answers
     if note:
         context.log.warning(note)
-    write_json(
-        out / CHECKS_FILE,
-        {o.name: {"success": o.success, "failed": [e.description for e in o.failed]} for o in outcomes},
-    )
-    for outcome in outcomes:
+    for outcome in checks.outcomes:
         context.log.info(outcome.summary())
         # The re-asking note goes with every failing suite: any of them blocks, and the reader needs to know
         # that materializing again will not just replay the same cached answers.

@@ -1,17 +1,18 @@
-"""``keyframes``: the paper's key frames of each video, one partition per video."""
+"""``keyframes``: the paper's key frames of each video, one partition per video.
 
-import json
+Library: :func:`embodied_r.keyframes.stage.extract_keyframes`."""
+
 from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
 
 from embodied_r.data.ingest import read_videos
-from embodied_r.keyframes import FAILURES_DIR, extract_many, write_failure
+from embodied_r.keyframes.stage import FAILURES_DIR, extract_keyframes
 from orchestration.assets.data import raw_videos
 from orchestration.media import image_markdown
 from orchestration.partitions import video_ids_of, video_partition_key, videos_partitions
 from orchestration.resources import ProjectResource
+from orchestration.stages import library_stage
 
 FAILURES = FAILURES_DIR
 
@@ -37,47 +38,25 @@ def keyframes(context: dg.AssetExecutionContext, project: ProjectResource) -> It
     """
     params = project.load_params()
     layout = project.layout(params)
-    videos = read_videos(layout.raw)
     keys = video_ids_of(context.partition_keys, params.data_dir)  # refuses another dataset's partitions
-    unknown = sorted(set(keys) - set(videos))
+    unknown = sorted(set(keys) - set(read_videos(layout.raw)))
     if unknown:
         raise dg.Failure(
             description=f"partitions {unknown[:5]} are not in {layout.raw / 'videos.json'}; rematerialize raw_videos"
         )
-    paths = {key: Path(videos[key]["path"]) for key in keys}
-    results, failures = extract_many(paths, params.keyframes, layout.keyframes, progress=len(keys) > 1)
-
-    for video_id, summary in sorted(results.items()):
-        write_failure(layout.keyframes, video_id, None)
-        out_dir = layout.keyframes / video_id
-        manifest = json.loads((out_dir / "manifest.json").read_text())
-        overlaps = [kf["overlap"] for kf in manifest["keyframes"] if kf.get("overlap") is not None]
+    with library_stage(context):
+        outcome = extract_keyframes(params, layout, keys)
+    for video_id, summary in outcome.videos.items():
         yield dg.AssetMaterialization(
             asset_key=context.asset_key,
             partition=video_partition_key(params.data_dir, video_id),
             metadata={
-                "count": summary["count"],
-                "mean_overlap": round(sum(overlaps) / len(overlaps), 4) if overlaps else None,
-                "decode_seconds": summary.get("decode_seconds"),
-                "resumed": summary.get("skipped", False),
-                "indices": dg.MetadataValue.json([kf["index"] for kf in manifest["keyframes"]]),
-                "contact_sheet": image_markdown(out_dir / "contact_sheet.png", f"{video_id} key frames"),
-                "path": dg.MetadataValue.path(str(out_dir)),
+                **{k: summary[k] for k in ("count", "mean_overlap", "decode_seconds", "resumed")},
+                "indices": dg.MetadataValue.json(summary["indices"]),
+                "contact_sheet": image_markdown(summary["path"] / "contact_sheet.png", f"{video_id} key frames"),
+                "path": dg.MetadataValue.path(str(summary["path"])),
             },
         )
-    for failure in failures:
-        write_failure(layout.keyframes, failure["video_id"], failure)
-        context.log.error("key frames of %s failed (%s): %s", failure["video_id"], failure["reason"], failure["error"])
-
-    share = len(failures) / len(keys) if keys else 0.0
-    if failures and share > params.keyframes.max_failed_share:
-        raise dg.Failure(
-            description=(
-                f"{len(failures)} of {len(keys)} videos failed key-frame extraction "
-                f"(allowed share keyframes.max_failed_share={params.keyframes.max_failed_share}); "
-                f"see {layout.keyframes / FAILURES}. First: {failures[0]['video_id']}: {failures[0]['error']} "
-                "Fix or remove these videos and rematerialize raw_videos, or raise keyframes.max_failed_share "
-                "to go on without them (their questions are then left out)."
-            ),
-            metadata={"failures": dg.MetadataValue.json(failures)},
-        )
+    too_many = outcome.too_many_failures(params.keyframes.max_failed_share, layout.keyframes / FAILURES)
+    if too_many:
+        raise dg.Failure(description=too_many, metadata={"failures": dg.MetadataValue.json(outcome.failures)})

@@ -5,13 +5,14 @@ from collections import Counter
 import dagster as dg
 
 from embodied_r.data.ingest import read_videos
+from embodied_r.models.pointers import require_upstream
 from embodied_r.perception.lm_prompt import build_messages
 from embodied_r.perception.stage import DROPPED, FAILURES, SAMPLES, describe_dataset
 from embodied_r.validation.answer_checks import invalid_answers_note
-from orchestration.assets import require_upstream
 from orchestration.assets.data import raw_videos
 from orchestration.assets.keyframes import keyframes
 from orchestration.resources import ProjectResource
+from orchestration.stages import library_stage
 
 
 def _example_prompt(sample) -> str:
@@ -52,7 +53,8 @@ def vlm_descriptions(context: dg.AssetExecutionContext, project: ProjectResource
     """
     params = project.load_params()
     layout = project.layout(params)
-    require_upstream(layout.records, "raw_videos")
+    with library_stage(None):  # a missing input fails the step with its fix (this stage logs through context.log)
+        require_upstream(layout.records, "raw_videos")
     outcome = describe_dataset(params, layout)
     _check_dropped_videos(context, outcome.dropped, len(read_videos(layout.raw)), params, layout)
     stats = outcome.stats
