@@ -56,8 +56,9 @@ def make_videos(root: Path, n: int, seed: int = 0, seconds: int | None = None) -
     return paths
 
 
-def official_approach(path: Path, cfg: KeyframesConfig) -> list[int]:
-    """Decode every frame into memory with OpenCV, then sample and select with the same algorithm."""
+def decode_all(path: Path | str) -> tuple[list[np.ndarray], float]:
+    """Every frame of ``path`` decoded with ``cv2.VideoCapture`` into memory, and its fps: the official
+    ``downsample_video``'s decoding (the tests' independent reference extractor decodes with it too)."""
     cap = cv2.VideoCapture(str(path))
     fps = cap.get(cv2.CAP_PROP_FPS)
     frames = []
@@ -67,6 +68,12 @@ def official_approach(path: Path, cfg: KeyframesConfig) -> list[int]:
             break
         frames.append(frame)
     cap.release()
+    return frames, fps
+
+
+def official_approach(path: Path, cfg: KeyframesConfig) -> list[int]:
+    """Decode every frame into memory with OpenCV, then sample and select with the same algorithm."""
+    frames, fps = decode_all(path)
     indices = sample_indices(len(frames), fps, cfg.sample_fps, cfg.sample_rounding)
     selection = select_keyframes(((i, frames[i]) for i in indices), cfg)
     return [entry[0] for entry in selection.kept]

@@ -1,8 +1,8 @@
 """An independent, straightforward key-frame extractor written from reference §1, to check the library.
 
-Deliberately different from the library where it can be: every frame decoded with cv2.VideoCapture, overlap by
-Sutherland–Hodgman clipping in numpy (no OpenCV polygon code), convexity by edge cross products, clamping by
-exact fractions.
+Deliberately different from the library where it can be: every frame decoded with cv2.VideoCapture (the official
+approach's decoder, shared with ``benchmarks/keyframes.py``), overlap by Sutherland–Hodgman clipping in numpy (no
+OpenCV polygon code), convexity by edge cross products, clamping by exact fractions.
 """
 
 from __future__ import annotations
@@ -12,18 +12,7 @@ from fractions import Fraction
 import cv2
 import numpy as np
 
-
-def decode_all(path) -> tuple[list[np.ndarray], float]:
-    cap = cv2.VideoCapture(str(path))
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    return frames, fps
+from benchmarks.keyframes import decode_all
 
 
 def clip_polygon(subject: np.ndarray, width: float, height: float) -> np.ndarray:

@@ -8,6 +8,7 @@ import cv2
 import decord
 import numpy as np
 import pytest
+from reference_impl import decode_all
 
 from embodied_r.keyframes import VideoError, iter_frames, probe_video, sample_indices, sample_step
 from embodied_r.keyframes.synthetic import static, write_video
@@ -35,13 +36,7 @@ def test_sample_indices_keep_last_and_step():
 
 
 def test_decoded_frames_equal_sequential_decoding(videos):
-    cap = cv2.VideoCapture(str(videos["rotate"]))
-    every = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        every.append(frame)
+    every, _ = decode_all(videos["rotate"])
     wanted = [0, 7, 30, 31, 200, 449]
     got = list(iter_frames(videos["rotate"], wanted, chunk=4))
     assert [i for i, _ in got] == wanted

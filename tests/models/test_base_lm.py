@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
 from embodied_r.models import base_lm
 from embodied_r.models.base_lm import (
@@ -105,21 +105,6 @@ def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_gguf(tmp_path_factory.mktemp("gguf") / "Tiny-Test.F32.gguf")
 
 
-def tiny_llama() -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=64,
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-        tie_word_embeddings=True,
-    )
-    return LlamaForCausalLM(config)
-
-
 def assert_trainable(model: torch.nn.Module, input_ids: torch.Tensor) -> None:
     """Gradients flow: every parameter requires grad and a language-modelling loss back-propagates."""
     model.train()
@@ -133,8 +118,8 @@ def assert_trainable(model: torch.nn.Module, input_ids: torch.Tensor) -> None:
 # --- rebuild logic ------------------------------------------------------------------------------------------------
 
 
-def test_rebuild_drops_the_quantization_flag_and_keeps_every_weight(tmp_path: Path) -> None:
-    flagged = tiny_llama()
+def test_rebuild_drops_the_quantization_flag_and_keeps_every_weight(tmp_path: Path, tiny_lm: Path) -> None:
+    flagged = LlamaForCausalLM.from_pretrained(tiny_lm)  # the tiny LM of embodied_r.models.tiny: tied embeddings
     flagged.config.quantization_config = {"quant_method": "gguf"}  # what a GGUF load leaves behind
     plain = rebuild_unquantized(flagged)
     assert not hasattr(plain.config, "quantization_config")
@@ -225,8 +210,8 @@ def test_a_failed_conversion_leaves_nothing_behind(
 # --- other sources ------------------------------------------------------------------------------------------------
 
 
-def test_local_folder_is_used_in_place(tmp_path: Path) -> None:
-    model = tiny_llama()
+def test_local_folder_is_used_in_place(tmp_path: Path, tiny_lm: Path) -> None:
+    model = LlamaForCausalLM.from_pretrained(tiny_lm)
     model.save_pretrained(tmp_path / "tiny")
     lm = prepare_base_lm(str(tmp_path / "tiny"), tmp_path / "cache")
     assert lm.path == (tmp_path / "tiny").resolve() and not lm.converted
@@ -255,13 +240,14 @@ def test_unknown_sources_are_rejected(tmp_path: Path) -> None:
         prepare_base_lm(str(tmp_path / "missing-folder"), tmp_path)
 
 
-def test_model_summary_reads_the_config_without_loading_weights(tmp_path: Path) -> None:
-    model = tiny_llama()
+def test_model_summary_reads_the_config_without_loading_weights(tmp_path: Path, tiny_lm: Path) -> None:
+    model = LlamaForCausalLM.from_pretrained(tiny_lm)
     model.save_pretrained(tmp_path / "tiny")
     summary = model_summary(tmp_path / "tiny")
     assert summary["parameters"] == sum(p.numel() for p in model.parameters())
     assert summary["architecture"] == "LlamaForCausalLM"
-    assert (summary["vocab_size"], summary["layers"], summary["hidden_size"]) == (64, 2, 16)
+    vocab = len(AutoTokenizer.from_pretrained(tiny_lm))
+    assert (summary["vocab_size"], summary["layers"], summary["hidden_size"]) == (vocab, 1, 32)  # models/tiny.py
     assert summary["dtype"] == "float32"
     assert summary["weights_bytes"] > 0
 
