@@ -17,18 +17,23 @@ def test_keyframes_one_run_for_all_partitions_and_a_bad_video_fails_alone(tiny_p
     instance = dg.DagsterInstance.ephemeral()
     resources = {"project": ProjectResource(root=str(tiny_project))}
     assert dg.materialize([raw_videos], instance=instance, resources=resources).success
+
+    def all_keyframes() -> dg.ExecuteInProcessResult:
+        """``keyframes`` over every video partition, in one run."""
+        return dg.materialize(
+            [raw_videos, keyframes],
+            selection=["keyframes"],
+            instance=instance,
+            resources=resources,
+            tags=all_videos_run_tags(instance, resources["project"]),
+            raise_on_error=False,
+        )
+
     videos = json.loads((tiny_project / "data" / "raw" / "videos.json").read_text())
     bad = sorted(videos)[1]
     (tiny_project / "data" / "raw" / videos[bad]["path"]).write_bytes(b"\x00not a video" * 100)
 
-    result = dg.materialize(
-        [raw_videos, keyframes],
-        selection=["keyframes"],
-        instance=instance,
-        resources=resources,
-        tags=all_videos_run_tags(instance, resources["project"]),
-        raise_on_error=False,
-    )
+    result = all_keyframes()
     assert not result.success, "with max_failed_share 0 a failed video fails the run"
     assert len(instance.get_runs()) == 2, "all partitions ran in a single run"
     materialized = instance.get_materialized_partitions(dg.AssetKey("keyframes"))
@@ -50,14 +55,7 @@ def test_keyframes_one_run_for_all_partitions_and_a_bad_video_fails_alone(tiny_p
     params = yaml.safe_load((tiny_project / "params.yaml").read_text())
     params["keyframes"]["max_failed_share"] = 0.5
     (tiny_project / "params.yaml").write_text(yaml.safe_dump(params))
-    again = dg.materialize(
-        [raw_videos, keyframes],
-        selection=["keyframes"],
-        instance=instance,
-        resources=resources,
-        tags=all_videos_run_tags(instance, resources["project"]),
-        raise_on_error=False,
-    )
+    again = all_keyframes()
     assert again.success
     assert (out / FAILURES / f"{bad}.json").is_file()
     assert sorted(instance.get_dynamic_partitions(VIDEOS)) == [video_partition_key("data", v) for v in sorted(videos)]
