@@ -17,8 +17,8 @@ reached the loss) and ``dynamic_sampling/draws`` (scoring rounds per generation 
 The replacement prompts are a seeded permutation of the training rows per step (a resumed run redraws the same).
 One process, text models, group-normalised advantages, one iteration per batch: other setups are refused.
 
-Measured effect (``benchmarks/learning.py -S grpo.dynamic_sampling=2 -S grpo.max_steps=160``, SmolLM2-135M, the
-two tasks, text answers, the ``every_option`` cold start, 60 scenes; 2-core AVX2 CPU, fp32, 2026-12-06): GRPO went
+Measured effect (``python -m experiments.learning -S grpo.dynamic_sampling=2 -S grpo.max_steps=160``, SmolLM2-135M,
+the two tasks, text answers, the ``every_option`` cold start, 60 scenes; 2-core AVX2 CPU, fp32, 2026-12-06): GRPO went
 24.6 % → 41.2 % (+16.6 points, paired 95 % interval [+9.3, +24.3]) where 250 steps without it gained +4.0
 ([−1.7, +10.0]); on a second world (``synthetic.seed: 1``) 23.1 % → 50.2 % (+27.1, [+20.3, +33.6]); about 2 draws a
 step. It does not always pay: on the earlier four-task world it did no better than without (+5.1 against +7.4 at
