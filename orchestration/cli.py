@@ -42,16 +42,18 @@ def ensure_dagster_home(root: Path) -> Path:
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
+    """Materialize ``args.assets`` (per video with a partition option), print what was made and the checks."""
     root = Path(args.root).resolve()
     ensure_dagster_home(root)
 
     import dagster as dg
 
     from embodied_r.config import load_params
-    from orchestration.definitions import build_definitions
+    from orchestration.definitions import build_definitions, executor_for
     from orchestration.resources import ProjectResource
 
     params = load_params(root / args.params)  # fail fast, before Dagster starts, on a bad params file
+    executor_for(params.orchestration)  # and on an executor that cannot be imported
     # The assets read the params file given here: the resource's explicit config, passed to every run.
     project = ProjectResource(root=str(root), params_file=args.params)
     defs = build_definitions(project)

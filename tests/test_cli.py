@@ -222,3 +222,16 @@ def test_the_multiprocess_executor_is_a_setting_and_runs_each_step_in_its_own_pr
     assert {"raw_videos", "keyframes", "vlm_descriptions"} <= steps
     pids = {event.pid for event in starts}
     assert os.getpid() not in pids and len(pids) == len(starts), "each step in a process of its own"
+
+
+def test_an_executor_that_cannot_be_imported_is_one_line_before_anything_runs(
+    tiny_project: Path, tiny_params_dict: dict, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    monkeypatch.setenv("DAGSTER_HOME", str(tiny_project / ".dagster_home"))
+    orchestration = {"executor": "dagster_k8s:k8s_job_executor"}  # not installed here
+    (tiny_project / "params.yaml").write_text(yaml.safe_dump({**tiny_params_dict, "orchestration": orchestration}))
+    assert main(["--root", str(tiny_project), "materialize", "raw_videos"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("orchestration.executor 'dagster_k8s:k8s_job_executor' cannot be imported")
+    assert "pip install" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tiny_project / "data").exists()
