@@ -288,9 +288,14 @@ def _announce(ui: str, args: argparse.Namespace):
     return lambda: print(f"{ui} UI on http://{args.host}:{args.port} (Ctrl-C or `make stop` to stop)", flush=True)
 
 
+def dagster_ui_argv(host: str, port: int) -> list[str]:
+    """``dagster dev`` on this code location (``orchestration.definitions``), on ``host:port``."""
+    return [sys.executable, "-m", "dagster", "dev", "-m", "orchestration.definitions", "-h", host, "-p", str(port)]
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     from embodied_r.config import load_params
-    from embodied_r.services import dagster_ui_argv, run_service
+    from embodied_r.services import run_service
 
     root = Path(args.root).resolve()
     load_params(root / args.params)  # the UI's runs read this file: a bad one fails here, not in every run

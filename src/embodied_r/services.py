@@ -201,10 +201,6 @@ def stop_services(home: Path, names: tuple[str, ...] = ("dagster-ui", "mlflow-ui
     return stopped, stale
 
 
-def dagster_ui_argv(host: str, port: int) -> list[str]:
-    return [sys.executable, "-m", "dagster", "dev", "-m", "orchestration.definitions", "-h", host, "-p", str(port)]
-
-
 def mlflow_ui_argv(backend_uri: str, artifacts: Path, host: str, port: int) -> list[str]:
     return [
         sys.executable, "-m", "mlflow", "server",
