@@ -50,8 +50,8 @@ from embodied_r.data.records import append_jsonl, parse_choices
 from embodied_r.training.common_prefix import common_prefix_length, pad_after_prefix, positions, prefill
 from embodied_r.training.config import resolve_bf16
 from embodied_r.training.dataset import read_training_rows
-from embodied_r.training.grpo import with_think_prefill
 from embodied_r.training.supervised import NEUTRAL_THINK, answer_content
+from embodied_r.training.think_prefill import with_think_prefill
 from embodied_r.vocabulary import LETTERS
 
 ROOT = Path(__file__).resolve().parents[1]

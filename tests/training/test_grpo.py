@@ -22,8 +22,9 @@ from pydantic import ValidationError
 
 from embodied_r.rewards.schedule import weights_for
 from embodied_r.training.config import THINK_PREFILL, GrpoTrainingConfig, resolve_bf16
-from embodied_r.training.grpo import prepend, run_length, train_grpo, trl_reward_func, with_think_prefill
+from embodied_r.training.grpo import run_length, train_grpo
 from embodied_r.training.mlflow_logging import mlflow_run_env
+from embodied_r.training.think_prefill import prepend, trl_reward_func, with_think_prefill
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,13 +9,7 @@ The trainer is the paper's, TRL's ``GRPOTrainer`` with exact zero advantages
 config turns on (shared-prompt passes, flat-batch skipping, dynamic sampling), each a subclass in its own module
 with its measured effect. MLflow: the caller's run only (:mod:`embodied_r.training.mlflow_logging`).
 
-Think prefill (``cfg.think_prefill``). Small models rarely open ``<think>`` on their own. The tokenizer's chat
-template gets ``{% if add_generation_prompt %}<think>{% endif %}`` appended, so every rendered prompt ends with
-``…<|im_start|>assistant\\n<think>`` and the model continues inside its reasoning. The completion TRL hands to
-the rewards then lacks the opening tag, so every reward function is wrapped (:func:`trl_reward_func`) to see
-``"<think>" + completion`` — the full assistant turn — and the strict format reward still applies unchanged.
-The saved ``final`` tokenizer keeps the prefilled template, so inference matches training; when scoring such
-a model's format outside training, prepend ``<think>`` the same way (``final/grpo_training.json`` records it).
+Think prefill (``cfg.think_prefill``): :mod:`embodied_r.training.think_prefill`.
 
 Precision. Weights are loaded in fp32; ``bf16`` means bf16 autocast (or DeepSpeed's bf16 engine, which keeps
 fp32 master weights). Pure bf16 weights would round away most AdamW updates at the paper's lr of 5e-7.
@@ -24,7 +18,6 @@ fp32 master weights). Pure bf16 weights would round away most AdamW updates at t
 from __future__ import annotations
 
 import functools
-import inspect
 import json
 import logging
 import math
@@ -48,6 +41,7 @@ from embodied_r.training.config import THINK_PREFILL, GrpoTrainingConfig, resolv
 from embodied_r.training.mlflow_logging import CompletionTableCallback, mlflow_run_env, release_mlflow_callback
 from embodied_r.training.progress import use_quiet_progress
 from embodied_r.training.schedule import RewardScheduleCallback
+from embodied_r.training.think_prefill import trl_reward_func, with_think_prefill
 
 if TYPE_CHECKING:
     from embodied_r.training.trainer import PaperGRPOTrainer
@@ -251,64 +245,6 @@ def load_tokenizer(path: str | Path, cfg: GrpoTrainingConfig) -> PreTrainedToken
     return tokenizer
 
 
-def with_think_prefill(template: str | None, prefill: str = THINK_PREFILL) -> str:
-    """The chat template with ``prefill`` emitted after the generation prompt.
-
-    >>> t = "{% for m in messages %}{{ m['content'] }}{% endfor %}{% if add_generation_prompt %}A:{% endif %}"
-    >>> with_think_prefill(t).endswith("{% if add_generation_prompt %}<think>{% endif %}")
-    True
-    >>> with_think_prefill(with_think_prefill(t)) == with_think_prefill(t)  # idempotent
-    True
-    """
-    if not template:
-        raise ValueError("think_prefill needs a tokenizer with a chat template")
-    block = "{% if add_generation_prompt %}" + prefill + "{% endif %}"
-    if template.endswith(block):  # already prefilled (a model saved by a stage that used it)
-        return template
-    return template + block
-
-
-def trl_reward_func(fn: RewardFunc, name: str, prefix: str = "") -> RewardFunc:
-    """``fn`` as TRL should call it: named ``name`` (TRL's metric name), seeing ``prefix`` + each completion.
-
-    Returned unchanged when its ``__name__`` already is ``name`` and there is no prefix.
-    """
-    if not prefix and getattr(fn, "__name__", None) == name:
-        return fn
-
-    def view(completions: Sequence[Any]) -> list[Any]:
-        return [prepend(c, prefix) for c in completions] if prefix else list(completions)
-
-    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None)):  # noqa: B004
-
-        async def async_reward(completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
-            return await fn(completions=view(completions), **kwargs)
-
-        wrapped: Any = async_reward
-    else:
-
-        def reward(completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
-            return fn(completions=view(completions), **kwargs)
-
-        wrapped = reward
-    wrapped.__name__ = name
-    wrapped.__qualname__ = name
-    wrapped.__wrapped__ = fn
-    return wrapped
-
-
-def prepend(completion: Any, prefix: str) -> Any:
-    """``prefix`` + a completion, plain text or TRL's conversational ``[{"role": "assistant", "content": ...}]``."""
-    if isinstance(completion, str):
-        return prefix + completion
-    messages = [dict(m) for m in completion]
-    for message in messages:
-        if message.get("role") == "assistant" and isinstance(message.get("content"), str):
-            message["content"] = prefix + message["content"]
-            break
-    return messages
-
-
 def run_length(cfg: GrpoTrainingConfig, rows: int) -> str:
     """The run's length in the unit that decides it: ``max_steps``, when set, overrides ``epochs`` (as in TRL)."""
     if cfg.max_steps is not None:
@@ -492,9 +428,6 @@ __all__ = [
     "grpo_trainer_class",
     "load_rows",
     "load_tokenizer",
-    "prepend",
     "run_length",
     "train_grpo",
-    "trl_reward_func",
-    "with_think_prefill",
 ]
