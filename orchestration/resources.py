@@ -47,23 +47,6 @@ class MlflowResource(dg.ConfigurableResource):
 
         return configure_tracking(self.project.load_params().tracking, self.project.root_path)
 
-    def create_run(self, run_name: str, tags: dict[str, str], params: dict) -> tuple[str, str]:
-        """A new run in the project's experiment with ``tags`` and the flattened ``params``; (run id, UI URL)."""
-        import mlflow
-        from mlflow.entities import Param
-
-        from embodied_r.evaluation.report import git_commit
-        from embodied_r.tracking import flatten_params
-
-        experiment_id = self.configure()
-        client = mlflow.MlflowClient()
-        commit = git_commit(self.project.root_path)["commit"] or "unknown"
-        run = client.create_run(experiment_id, run_name=run_name, tags={**tags, "git.commit": commit})
-        flat = sorted(flatten_params({"params": params}).items())
-        for start in range(0, len(flat), 100):  # MLflow takes at most 100 params per batch
-            client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in flat[start : start + 100]])
-        return run.info.run_id, self.run_url(experiment_id, run.info.run_id)
-
     def run_url(self, experiment_id: str, run_id: str) -> str:
         from embodied_r.tracking import run_url
 

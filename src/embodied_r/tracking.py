@@ -65,8 +65,7 @@ def create_run(
 ) -> tuple[str, str]:
     """A new run in the project's experiment with ``tags`` (and the git commit) and the flattened ``params``.
 
-    Returns (run id, UI URL). The library's way to open a stage's run; the Dagster code location's
-    ``MlflowResource.create_run`` does the same from its resource config.
+    Returns (run id, UI URL). How a training stage opens its run (:class:`embodied_r.training.stage.RunHooks`).
     """
     import mlflow
     from mlflow.entities import Param
