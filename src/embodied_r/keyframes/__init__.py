@@ -1,5 +1,4 @@
-"""Key frames of egocentric videos by homography overlap (reference §1).
-"""
+"""Key frames of egocentric videos by homography overlap (reference §1)."""
 
 from embodied_r.keyframes.artifacts import (
     ALGORITHM_VERSION,
