@@ -120,7 +120,7 @@ def test_a_user_error_inside_a_step_is_one_paragraph_and_its_trace_is_in_the_log
     assert len(err.strip().splitlines()) <= 3, err
     log = _full_log(err)
     assert log.parent == tiny_project / ".dagster_home" / "logs"
-    assert "embodied_r.data.adapters.DatasetFormatError" in log.read_text() and "Stack Trace" in log.read_text()
+    assert "embodied_r.data.adapters.common.DatasetFormatError" in log.read_text() and "Stack Trace" in log.read_text()
 
 
 def test_an_unexpected_error_inside_a_step_is_a_one_line_summary_and_where_the_trace_is(

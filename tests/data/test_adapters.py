@@ -245,14 +245,14 @@ def test_urbanvideo_bad_records_are_excluded(tmp_path, videos):
 
 def test_video_check_is_cached(tmp_path, videos, monkeypatch):
     calls = []
-    real = adapters._probe_video
+    real = adapters.videos._probe_video
 
     def counting(path, size):
         calls.append(path)
         return real(path, size)
 
-    monkeypatch.setattr(adapters, "_probe_video", counting)
-    adapters._VIDEO_CHECK_CACHE.clear()
+    monkeypatch.setattr(adapters.videos, "_probe_video", counting)
+    adapters.videos._VIDEO_CHECK_CACHE.clear()
     rows = [urban_row(i, "flight1.mp4") for i in range(5)] + [urban_row(9, "corrupt.mp4"), urban_row(10, "corrupt.mp4")]
     build = load_urbanvideo(write_parquet(tmp_path / "MCQ.parquet", rows), videos)
     assert len(build.records) == 5
