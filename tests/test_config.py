@@ -251,8 +251,10 @@ def test_sources_without_a_source_mean_no_single_source():
 
 def test_no_frozen_model_is_mutated_after_validation():
     """``object.__setattr__`` on a frozen model hid a second way to set a value; each default is filled before."""
-    source = (PROJECT_ROOT / "src" / "embodied_r" / "config.py").read_text()
-    assert "object.__setattr__" not in source
+    package = PROJECT_ROOT / "src" / "embodied_r" / "config"
+    sources = {path.name: path.read_text() for path in sorted(package.glob("*.py"))}
+    assert "params.py" in sources and "data.py" in sources
+    assert [name for name, source in sources.items() if "object.__setattr__" in source] == []
 
 
 #: The keys whose code default differs from params.yaml: each default is the paper's value and params.yaml names

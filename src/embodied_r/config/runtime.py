@@ -1,0 +1,63 @@
+"""Where runs are tracked (``tracking``, MLflow) and how Dagster executes them (``orchestration``)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import Field, field_validator, model_validator
+
+from embodied_r.config.section import _Section
+
+
+class TrackingConfig(_Section):
+    """MLflow tracking and registry."""
+
+    tracking_uri: str = "sqlite:///mlruns/mlflow.db"
+    artifact_root: str = "mlruns/artifacts"
+    experiment: str = "embodied-r"
+    registered_model: str = "embodied-r-lm"
+
+
+#: ``orchestration.executor`` values other than the two built-in names: a Dagster ``ExecutorDefinition`` by import path.
+_EXECUTOR_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+class OrchestrationConfig(_Section):
+    """How Dagster executes one materialization. Not in the paper (no orchestration there); no effect on results.
+
+    ``in_process`` (the default) runs a run's steps one after another inside ``embodied-r materialize``.
+    ``multiprocess`` runs each step in its own process, up to ``max_concurrent`` at once, so the independent steps
+    of one command (``raw_videos`` and ``base_lm``, ``warm_lm`` and ``sft_lm``, the per-video key frames and the
+    base LM) run in parallel on a many-core machine. A Dagster deployment names its own executor by import path,
+    ``module:attribute`` (``dagster_k8s:k8s_job_executor``, ``dagster_celery:celery_executor``), configured by
+    ``executor_config``; its run launcher stays in the instance's ``dagster.yaml``. No code changes either way.
+    """
+
+    executor: str = Field(
+        "in_process",
+        description="in_process | multiprocess | module:attribute of a Dagster ExecutorDefinition.",
+    )
+    max_concurrent: int = Field(0, ge=0, description="multiprocess: steps at once; 0 = one per CPU (Dagster's).")
+    executor_config: dict[str, Any] = Field(
+        default_factory=dict, description="module:attribute executors: their config (Dagster's execution config)."
+    )
+
+    @field_validator("executor")
+    @classmethod
+    def _known_executor(cls, value: str) -> str:
+        if value in ("in_process", "multiprocess") or _EXECUTOR_PATH.match(value):
+            return value
+        raise ValueError(
+            f"unknown executor {value!r}: use in_process, multiprocess or the import path of a Dagster executor, "
+            "module:attribute (e.g. dagster_k8s:k8s_job_executor)"
+        )
+
+    @model_validator(mode="after")
+    def _config_for_its_executor(self) -> OrchestrationConfig:
+        if self.executor_config and not _EXECUTOR_PATH.match(self.executor):
+            raise ValueError(
+                f"executor_config configures a module:attribute executor, not {self.executor!r}: remove it (the "
+                "multiprocess executor takes orchestration.max_concurrent)"
+            )
+        return self
