@@ -14,6 +14,10 @@ config from the environment, shown as such in the UI's resource page — and ``e
 (``EMBODIED_R_ROOT``, ``EMBODIED_R_PARAMS``). A workspace file cannot pass a params file to a module; an env var
 declared here is one visible place. Running ``dagster dev`` by hand: set both, or the runs fail naming the unset one.
 
+What is stale. Each asset's ``code_version`` hashes the code its DVC stage (the same name) lists in ``dvc.yaml``'s
+``deps`` (:func:`orchestration.assets.code_version`), so the UI's "code version changed" and ``dvc repro`` follow
+the same files.
+
 How runs execute. In-process by default; ``orchestration.executor`` in params.yaml picks the multiprocess executor
 or a deployment's own (``module:attribute``), see :func:`executor_for` — a setting, not a code change.
 """

@@ -4,6 +4,7 @@ import dagster as dg
 
 from embodied_r.data.ingest import ingest, read_videos
 from embodied_r.hashing import sha256_file
+from orchestration.assets import code_version
 from orchestration.partitions import sync_dataset_partitions
 from orchestration.resources import ProjectResource
 
@@ -13,7 +14,7 @@ def _markdown_counts(counts: dict[str, int], key: str) -> str:
     return f"| {key} | count |\n|---|---|\n{rows}"
 
 
-@dg.asset(group_name="data", kinds={"python"})
+@dg.asset(group_name="data", kinds={"python"}, code_version=code_version("raw_videos"))
 def raw_videos(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.MaterializeResult:
     """The ingested dataset: video files, question records with their scene split, exclusions.
 

@@ -5,6 +5,7 @@ categories, plots, and gated promotion of the GRPO model. Library: :func:`embodi
 import dagster as dg
 
 from embodied_r.evaluation.stage import EmptyTestSetError, evaluate_lineage
+from orchestration.assets import code_version
 from orchestration.assets.grpo import grpo_lm
 from orchestration.assets.supervised import sft_lm, warm_lm
 from orchestration.assets.training import base_lm, training_set
@@ -23,7 +24,12 @@ def _noise_key(label: str) -> str:
     return label.replace(", ", "_").replace(" ", "_")
 
 
-@dg.asset(group_name="evaluation", kinds={"pytorch", "mlflow"}, deps=[grpo_lm, warm_lm, sft_lm, base_lm, training_set])
+@dg.asset(
+    group_name="evaluation",
+    kinds={"pytorch", "mlflow"},
+    deps=[grpo_lm, warm_lm, sft_lm, base_lm, training_set],
+    code_version=code_version("evaluation_results"),
+)
 def evaluation_results(
     context: dg.AssetExecutionContext, project: ProjectResource, mlflow: MlflowResource
 ) -> dg.MaterializeResult:

@@ -4,13 +4,19 @@
 import dagster as dg
 
 from embodied_r.training.stage import train_grpo_stage
+from orchestration.assets import code_version
 from orchestration.assets.supervised import warm_lm
 from orchestration.assets.training import base_lm, training_set
 from orchestration.resources import MlflowResource, ProjectResource
 from orchestration.stages import library_stage, run_hooks
 
 
-@dg.asset(group_name="training", kinds={"pytorch", "mlflow"}, deps=[training_set, base_lm, warm_lm])
+@dg.asset(
+    group_name="training",
+    kinds={"pytorch", "mlflow"},
+    deps=[training_set, base_lm, warm_lm],
+    code_version=code_version("grpo_lm"),
+)
 def grpo_lm(
     context: dg.AssetExecutionContext, project: ProjectResource, mlflow: MlflowResource
 ) -> dg.MaterializeResult:

@@ -8,6 +8,7 @@ import dagster as dg
 
 from embodied_r.data.ingest import read_videos
 from embodied_r.keyframes.stage import FAILURES_DIR, extract_keyframes
+from orchestration.assets import code_version
 from orchestration.assets.data import raw_videos
 from orchestration.media import image_markdown
 from orchestration.partitions import video_ids_of, video_partition_key, videos_partitions
@@ -21,6 +22,7 @@ FAILURES = FAILURES_DIR
     group_name="perception",
     kinds={"opencv"},
     deps=[raw_videos],
+    code_version=code_version("keyframes"),
     partitions_def=videos_partitions,
     # Many partitions per run: one process extracts a whole backfill, not one process per video.
     backfill_policy=dg.BackfillPolicy.single_run(),

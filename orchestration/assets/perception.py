@@ -9,6 +9,7 @@ from embodied_r.models.pointers import require_upstream
 from embodied_r.perception.lm_prompt import build_messages
 from embodied_r.perception.stage import DROPPED, FAILURES, SAMPLES, describe_dataset
 from embodied_r.validation.answer_checks import invalid_answers_note
+from orchestration.assets import code_version
 from orchestration.assets.data import raw_videos
 from orchestration.assets.keyframes import keyframes
 from orchestration.resources import ProjectResource
@@ -41,7 +42,12 @@ def _check_dropped_videos(context, dropped: list[dict], n_videos: int, params, l
         )
 
 
-@dg.asset(group_name="perception", kinds={"python"}, deps=[raw_videos, keyframes])
+@dg.asset(
+    group_name="perception",
+    kinds={"python"},
+    deps=[raw_videos, keyframes],
+    code_version=code_version("vlm_descriptions"),
+)
 def vlm_descriptions(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.MaterializeResult:
     """Question-conditioned descriptions of every key frame (reference §2), through a resumable cache.
 

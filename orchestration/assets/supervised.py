@@ -5,6 +5,7 @@ baseline of the paper's RQ7). Each is optional; switched off, ``warm_lm`` passes
 import dagster as dg
 
 from embodied_r.training.stage import SupervisedStage, train_sft, train_warm_start
+from orchestration.assets import code_version
 from orchestration.assets.training import base_lm, training_set
 from orchestration.resources import MlflowResource, ProjectResource
 from orchestration.stages import library_stage, run_hooks
@@ -22,7 +23,12 @@ def _metadata(stage: SupervisedStage) -> dict:
     }
 
 
-@dg.asset(group_name="training", kinds={"pytorch", "mlflow"}, deps=[training_set, base_lm])
+@dg.asset(
+    group_name="training",
+    kinds={"pytorch", "mlflow"},
+    deps=[training_set, base_lm],
+    code_version=code_version("warm_lm"),
+)
 def warm_lm(
     context: dg.AssetExecutionContext, project: ProjectResource, mlflow: MlflowResource
 ) -> dg.MaterializeResult:
@@ -40,7 +46,12 @@ def warm_lm(
     return dg.MaterializeResult(metadata=_metadata(stage))
 
 
-@dg.asset(group_name="training", kinds={"pytorch", "mlflow"}, deps=[training_set, base_lm])
+@dg.asset(
+    group_name="training",
+    kinds={"pytorch", "mlflow"},
+    deps=[training_set, base_lm],
+    code_version=code_version("sft_lm"),
+)
 def sft_lm(context: dg.AssetExecutionContext, project: ProjectResource, mlflow: MlflowResource) -> dg.MaterializeResult:
     """The SFT baseline (the paper's RQ7): the base LM fine-tuned on templated reasoning traces that end in the
     correct answer (``sft.*``; off unless ``sft.enabled``). Evaluated next to the GRPO model."""

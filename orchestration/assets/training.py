@@ -4,12 +4,13 @@ import dagster as dg
 
 from embodied_r.training.dataset import FailedChecksError
 from embodied_r.training.stage import prepare_base_lm_stage, training_set_stage
+from orchestration.assets import code_version
 from orchestration.assets.perception import vlm_descriptions
 from orchestration.resources import ProjectResource
 from orchestration.stages import library_stage
 
 
-@dg.asset(group_name="training", kinds={"pytorch"})
+@dg.asset(group_name="training", kinds={"pytorch"}, code_version=code_version("base_lm"))
 def base_lm(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.MaterializeResult:
     """The LM GRPO starts from, as a local, trainable Hugging Face folder.
 
@@ -34,7 +35,9 @@ def base_lm(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.M
     )
 
 
-@dg.asset(group_name="training", kinds={"python"}, deps=[vlm_descriptions, base_lm])
+@dg.asset(
+    group_name="training", kinds={"python"}, deps=[vlm_descriptions, base_lm], code_version=code_version("training_set")
+)
 def training_set(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.MaterializeResult:
     """Train/val/test rows for the LM: only samples whose blocking checks passed, the categories in
     ``training_set.categories``, prompts that fit the token budget (never truncated); every excluded
