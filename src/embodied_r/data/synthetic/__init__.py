@@ -3,7 +3,7 @@
 ``generate_embedded_dataset`` builds ``cfg.scenes × cfg.videos_per_scene`` videos. For each video it
 writes ``videos/{video_id}.mp4`` (rendered by ``render.py``) and ``ground_truth/{video_id}.json`` (scene,
 intrinsics, per-frame poses, actions; see ``trajectory.build_ground_truth`` and the coordinate convention
-in ``geometry.py``), and returns multiple-choice questions for the eight task categories (``questions.py``).
+in ``geometry.py``), and returns multiple-choice questions for the eight task categories (``questions/``).
 
 Scenes, trajectories and questions are computed in the calling process in a fixed order; only rendering
 runs in a process pool, so the output is byte-identical for a seed whatever the number of workers.
