@@ -8,8 +8,9 @@
    forward pass, 3 × that with the backward, plus attention's score and value products) and the bytes of weights it
    must stream (a decoding step reads every weight once, whatever the batch).
 3. **Each stage timed on the model**, in this process: a GRPO step's generation (one prompt, ``G`` completions of
-   ``L`` tokens, the prompt prefilled once), its forward + backward over the ``G`` sequences, a cold-start step
-   (forward + backward of a micro-batch), and an evaluation batch (greedy decoding of ``--eval-batch`` prompts).
+   ``L`` tokens; the prompt repeated ``G`` times, as TRL's generation repeats it), its forward + backward over the
+   ``G`` sequences, a cold-start step (forward + backward of a micro-batch), and an evaluation batch (greedy
+   decoding of ``--eval-batch`` prompts).
    Its bound is ``max(FLOPs / peak FLOP/s, bytes / bandwidth)``; its **share of the roofline** is bound / measured
    time (1.0 = at the hardware's limit).
 
@@ -148,9 +149,10 @@ def time_stages(model, shape: Shape, args, dtype: torch.dtype) -> list[Stage]:
             model.generate(batch, attention_mask=torch.ones_like(batch), max_new_tokens=new, min_new_tokens=new,
                            pad_token_id=0, **kwargs)  # fmt: skip
 
-    # GRPO generation: the prompt prefilled once for the group, then ``new`` decoding steps of ``g`` sequences.
+    # GRPO generation: the prompt repeated for the group (TRL generates from G copies, so it is prefilled G times),
+    # then ``new`` decoding steps of ``g`` sequences.
     seconds = best_seconds(lambda: generate(prompt.expand(g, p), do_sample=True, temperature=1.0, top_k=0), args.repeat)
-    flops = shape.forward_flops(p, p / 2) + shape.forward_flops(g * new, p + new / 2)
+    flops = shape.forward_flops(g * p, p / 2) + shape.forward_flops(g * new, p + new / 2)
     stages.append(Stage(f"GRPO generation ({g}x{new} tok)", seconds, flops, new * weight_bytes))
 
     # GRPO forward + backward over the group's sequences (each prompt + completion), as TRL's passes run them.
