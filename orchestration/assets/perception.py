@@ -7,8 +7,7 @@ import dagster as dg
 from embodied_r.data.ingest import read_videos
 from embodied_r.models.pointers import require_upstream
 from embodied_r.perception.lm_prompt import build_messages
-from embodied_r.perception.stage import DROPPED, FAILURES, SAMPLES, describe_dataset
-from embodied_r.validation.answer_checks import invalid_answers_note
+from embodied_r.perception.stage import SAMPLES, describe_dataset, dropped_videos, too_many_dropped, too_many_failures
 from orchestration.assets import code_version
 from orchestration.assets.data import raw_videos
 from orchestration.assets.keyframes import keyframes
@@ -20,26 +19,6 @@ def _example_prompt(sample) -> str:
     """The LM's input for one sample, as markdown (what the reasoning model will read)."""
     parts = [f"**{m['role']}**\n\n```text\n{m['content']}\n```" for m in build_messages(sample)]
     return f"Question `{sample.question_id}` (answer {sample.answer})\n\n" + "\n\n".join(parts)
-
-
-def _check_dropped_videos(context, dropped: list[dict], n_videos: int, params, layout) -> None:
-    """Report the videos whose key frames failed; fail beyond ``keyframes.max_failed_share`` of all videos."""
-    by_video: dict[str, dict] = {}
-    for entry in dropped:
-        by_video.setdefault(entry["video_id"], entry)
-    for video_id, entry in sorted(by_video.items())[:20]:
-        context.log.warning("left out the questions of %s (%s): %s", video_id, entry["reason"], entry["error"])
-    share = len(by_video) / n_videos if n_videos else 0.0
-    if by_video and share > params.keyframes.max_failed_share:
-        first = next(iter(sorted(by_video.items())))[1]
-        raise dg.Failure(
-            description=(
-                f"key frames failed for {len(by_video)} of {n_videos} videos ({len(dropped)} questions; allowed "
-                f"share keyframes.max_failed_share={params.keyframes.max_failed_share}); see "
-                f"{layout.descriptions / DROPPED}. First: {first['video_id']}: {first['error']}"
-            ),
-            metadata={"dropped": dg.MetadataValue.json(sorted(by_video.values(), key=lambda d: d["video_id"])[:50])},
-        )
 
 
 @dg.asset(
@@ -62,22 +41,17 @@ def vlm_descriptions(context: dg.AssetExecutionContext, project: ProjectResource
     with library_stage(None):  # a missing input fails the step with its fix (this stage logs through context.log)
         require_upstream(layout.records, "raw_videos")
     outcome = describe_dataset(params, layout)
-    _check_dropped_videos(context, outcome.dropped, len(read_videos(layout.raw)), params, layout)
-    stats = outcome.stats
-    total = len(outcome.samples) + len(outcome.failures)
+    n_videos = len(read_videos(layout.raw))
+    for video_id, entry in list(dropped_videos(outcome).items())[:20]:
+        context.log.warning("left out the questions of %s (%s): %s", video_id, entry["reason"], entry["error"])
+    if message := too_many_dropped(outcome, n_videos, params, layout):
+        first_dropped = list(dropped_videos(outcome).values())[:50]
+        raise dg.Failure(description=message, metadata={"dropped": dg.MetadataValue.json(first_dropped)})
     for failure in outcome.failures[:20]:
         context.log.warning("not described: %s (%s): %s", failure["question_id"], failure["video_id"], failure["error"])
-    share = len(outcome.failures) / total if total else 0.0
-    if outcome.failures and share > params.perception.max_failed_share:
-        raise dg.Failure(
-            description=(
-                f"{len(outcome.failures)} of {total} questions could not be described "
-                f"(allowed share perception.max_failed_share={params.perception.max_failed_share}); "
-                f"see {layout.descriptions / FAILURES}. Finished answers are cached: rerun to retry the rest."
-                + (f" {note}" if (note := invalid_answers_note(outcome.invalid_answers)) else "")
-            ),
-            metadata={"failures": dg.MetadataValue.json(outcome.failures[:50])},
-        )
+    if message := too_many_failures(outcome, params, layout):
+        raise dg.Failure(description=message, metadata={"failures": dg.MetadataValue.json(outcome.failures[:50])})
+    stats = outcome.stats
     samples = sorted(outcome.samples, key=lambda s: s.question_id)
     return dg.MaterializeResult(
         metadata={

@@ -25,7 +25,7 @@ from embodied_r.layout import Layout
 from embodied_r.perception.cache import DescriptionCache
 from embodied_r.perception.describe import DescribeOutcome, describe_samples
 from embodied_r.perception.records import DescribedSample
-from embodied_r.validation.answer_checks import INVALID_ANSWERS
+from embodied_r.validation.answer_checks import INVALID_ANSWERS, invalid_answers_note
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,43 @@ def describe_dataset(params: Params, layout: Layout, *, progress: bool = True, b
         outcome.stats.get("cache_hits", 0),
     )
     return outcome
+
+
+def dropped_videos(outcome: DescribeOutcome) -> dict[str, dict[str, str]]:
+    """Video id → the first dropped entry of that video (the videos whose questions were left out), sorted."""
+    by_video: dict[str, dict[str, str]] = {}
+    for entry in sorted(outcome.dropped, key=lambda d: (d["video_id"], d["question_id"])):
+        by_video.setdefault(entry["video_id"], entry)
+    return by_video
+
+
+def too_many_dropped(outcome: DescribeOutcome, n_videos: int, params: Params, layout: Layout) -> str | None:
+    """One paragraph when more than ``keyframes.max_failed_share`` of the videos were dropped (else None)."""
+    by_video = dropped_videos(outcome)
+    share = len(by_video) / n_videos if n_videos else 0.0
+    if not by_video or share <= params.keyframes.max_failed_share:
+        return None
+    first = next(iter(by_video.values()))
+    return (
+        f"key frames failed for {len(by_video)} of {n_videos} videos ({len(outcome.dropped)} questions; allowed "
+        f"share keyframes.max_failed_share={params.keyframes.max_failed_share}); see "
+        f"{layout.descriptions / DROPPED}. First: {first['video_id']}: {first['error']}"
+    )
+
+
+def too_many_failures(outcome: DescribeOutcome, params: Params, layout: Layout) -> str | None:
+    """One paragraph when more than ``perception.max_failed_share`` of the questions could not be described."""
+    total = len(outcome.samples) + len(outcome.failures)
+    share = len(outcome.failures) / total if total else 0.0
+    if not outcome.failures or share <= params.perception.max_failed_share:
+        return None
+    note = invalid_answers_note(outcome.invalid_answers)
+    return (
+        f"{len(outcome.failures)} of {total} questions could not be described "
+        f"(allowed share perception.max_failed_share={params.perception.max_failed_share}); "
+        f"see {layout.descriptions / FAILURES}. Finished answers are cached: rerun to retry the rest."
+        + (f" {note}" if note else "")
+    )
 
 
 def read_samples(path: Path) -> list[DescribedSample]:
