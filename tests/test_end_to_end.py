@@ -42,15 +42,20 @@ def assert_every_stage_produced_its_outputs(root: Path) -> None:
     base = json.loads((models / "base_lm.json").read_text())
     assert base["source"] == "random:tiny-llama"
     warm = json.loads((models / "warm_lm.json").read_text())
-    assert warm["enabled"] and Path(warm["path"], "model.safetensors").is_file()
     sft = json.loads((models / "sft_lm.json").read_text())
-    assert sft["enabled"] and Path(sft["path"], "model.safetensors").is_file()
+    assert warm["enabled"] and sft["enabled"]
     grpo = json.loads((models / "grpo_lm.json").read_text())
-    assert grpo["version"] == "1" and Path(grpo["final_model_path"], "model.safetensors").is_file()
+    assert grpo["version"] == "1"
+    for stage, pointer in {"base_lm": base, "warm_lm": warm, "sft_lm": sft, "grpo_lm": grpo}.items():
+        # every model is a DVC output in data/models/<stage>/, named relative to the root (the same on any machine)
+        assert pointer["path"] == f"data/models/{stage}" and (root / pointer["path"] / "model.safetensors").is_file()
+        assert not any(str(v).startswith("/") for v in pointer.values()), pointer
     results = json.loads((data / "evaluation" / "results.json").read_text())
     assert results["aggregate"]["n"] == len(rows["test"])
     assert results["generation"]["reused_rows"] == 0 and Path(results["generation"]["kept"]).is_file()
     assert results["extra"]["promotion"]["promoted"] is True, "the first passing candidate becomes champion"
+    assert results["extra"]["registry"]["version"] == "1", "the version the training registered, found by its hash"
+    assert results["extra"]["registry"]["registered_by_evaluation"] is False
     metrics = json.loads((data / "evaluation" / "metrics.json").read_text())
     assert {"base", "warm-start", "grpo", "sft", "grpo, perfect noise", "grpo, high noise"} <= set(metrics)
     for png in ("category_accuracy.png", "training_curves.png", "noise_study.png"):

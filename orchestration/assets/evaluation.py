@@ -59,6 +59,8 @@ def evaluation_results(
         "results": dg.MetadataValue.md(ev.table),
         "category_accuracy": image_markdown(ev.plots["category_accuracy"], "Accuracy per category", max_width=900),
         "training_curves": image_markdown(ev.plots["training_curves"], "Training curves", max_width=900),
+        # found by the model folder's DVC hash, or registered here when DVC restored a model trained elsewhere
+        "registered_version": ev.registered.how if ev.registered else "",
         "promoted": ev.decision.promoted,
         "promotion_reason": ev.decision.reason,
         "mlflow_run": dg.MetadataValue.url(mlflow.run_url(ev.experiment_id, ev.run_id)),

@@ -24,7 +24,7 @@ def base_lm(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.M
     return dg.MaterializeResult(
         metadata={
             "source": lm.model_id,
-            "path": dg.MetadataValue.path(str(lm.path)),
+            "path": dg.MetadataValue.path(str(stage.path)),  # data/models/base_lm: a DVC output
             "converted_from_gguf": lm.converted,
             "parameters": lm.parameters,
             "architecture": str(summary.get("architecture")),

@@ -20,7 +20,7 @@ def _pointers(models, *, warm: bool, sft: bool) -> None:
     write_pointer(models, BASE_LM_POINTER, {"path": "/base"})
     write_pointer(models, WARM_LM_POINTER, {"enabled": warm, "path": "/warm" if warm else "/base", "base": "/base"})
     write_pointer(models, SFT_LM_POINTER, {"enabled": sft, "path": "/sft" if sft else None})
-    write_pointer(models, GRPO_POINTER, {"final_model_path": "/grpo", "run_id": "r", "version": "1"})
+    write_pointer(models, GRPO_POINTER, {"path": "/grpo", "run_id": "r", "version": "1"})
 
 
 def test_the_lineage_is_read_from_each_stages_pointer_in_table_order(tiny_project):

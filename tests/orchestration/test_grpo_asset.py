@@ -14,6 +14,8 @@ import mlflow
 import pytest
 import yaml
 
+from embodied_r.models.folders import dvc_md5
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 TRAIN = ["vlm_descriptions", "base_lm", "training_set", "warm_lm", "grpo_lm"]
@@ -46,6 +48,12 @@ def test_grpo_lm_trains_logs_to_mlflow_registers_and_resumes(tiny_pipeline):
     assert client.get_metric_history(pointer["run_id"], "schedule/w_format")
     versions = client.search_model_versions("name='embodied-r-lm'")
     assert [str(v.version) for v in versions] == [pointer["version"]] == ["1"]
+    # MLflow and DVC agree: registered from data/models/grpo_lm (a DVC output), tagged with its DVC hash and commit
+    assert pointer["path"] == "data/models/grpo_lm"
+    tags = versions[0].tags
+    assert tags["embodied_r.model_md5"] == dvc_md5(root / pointer["path"])
+    assert tags["embodied_r.registered_by"] == "grpo_lm"
+    assert tags["embodied_r.model_path"] == pointer["path"] and tags["git.commit"] and tags["git.dirty"]
     assert (root / "mlruns" / "artifacts").is_dir(), "artifacts live under mlruns/"
 
     # Same data and settings: the training resumes from its last checkpoint instead of starting over.

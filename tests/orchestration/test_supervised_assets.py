@@ -19,7 +19,9 @@ def test_cold_start_trains_once_and_sft_can_be_off(tiny_pipeline):
     assert result.success
     root = pipeline.root
     warm = json.loads((root / "data" / "models" / "warm_lm.json").read_text())
-    assert warm["enabled"] and warm["path"].endswith("final") and ".cache/cold_start/" in warm["path"]
+    assert warm["enabled"] and warm["path"] == "data/models/warm_lm"  # a DVC output; checkpoints stay in .cache/
+    assert (root / warm["path"] / "model.safetensors").is_file()
+    assert (root / ".cache" / "cold_start" / warm["key"] / "final").is_dir()
     meta = result.asset_materializations_for_node("warm_lm")[0].metadata
     assert meta["steps"].value == 2 and meta["reused"].value is False
     assert 0.0 <= meta["val_format_compliance"].value <= 1.0
@@ -47,7 +49,7 @@ def test_paper_recipe_passes_the_base_lm_through_and_sft_trains_on_traces(tiny_p
     base = json.loads((models / "base_lm.json").read_text())["path"]
     assert json.loads((models / "warm_lm.json").read_text()) == {"enabled": False, "path": base, "base": base}
     sft = json.loads((models / "sft_lm.json").read_text())
-    assert sft["enabled"] and ".cache/sft/" in sft["path"]
+    assert sft["enabled"] and sft["path"] == "data/models/sft_lm" and base == "data/models/base_lm"
     record = json.loads((pipeline.root / sft["path"] / "supervised_training.json").read_text())
     assert record["purpose"] == "sft" and record["examples"] > 0
 

@@ -6,6 +6,7 @@ from collections import Counter
 import pytest
 import yaml
 
+from embodied_r.models.folders import dvc_md5
 from embodied_r.training.dataset import read_training_rows
 from orchestration.checks import CHECKS_FILE
 
@@ -18,7 +19,9 @@ def test_training_set_rows_follow_the_contract_and_the_split(tiny_pipeline):
     assert result.success
     pointer = json.loads((root / "data" / "models" / "base_lm.json").read_text())
     lm = yaml.safe_load((root / "params.yaml").read_text())["lm"]["base"]
-    assert pointer["path"] == lm
+    # a copy of the LM in data/models/base_lm (a DVC output), named from the root: no model cache on a 2nd machine
+    assert pointer["path"] == "data/models/base_lm" and pointer["source"] == lm
+    assert dvc_md5(root / pointer["path"]) == dvc_md5(lm)
     out = root / "data" / "training_set"
     records = [json.loads(x) for x in (root / "data" / "raw" / "records.jsonl").read_text().splitlines()]
     split_of = {r["question_id"]: r["split"] for r in records}

@@ -16,6 +16,7 @@ import yaml
 from embodied_r.config import load_params
 from embodied_r.data.records import dumps_canonical
 from embodied_r.layout import Layout
+from embodied_r.models.folders import DISABLED_FILE, dvc_md5, install_model
 from embodied_r.models.pointers import BASE_LM_POINTER, SFT_LM_POINTER, WARM_LM_POINTER, read_pointer, write_pointer
 from embodied_r.models.tiny import write_tiny_rows
 from embodied_r.training.stage import RunHooks, grpo_training_key, train_sft, train_warm_start
@@ -38,7 +39,8 @@ def project(tiny_project: Path, tiny_lm: Path, monkeypatch: pytest.MonkeyPatch):
         (tiny_project / "params.yaml").write_text(yaml.safe_dump(data))
         params = load_params(tiny_project / "params.yaml")
         layout = Layout(root=tiny_project, data_dir=params.data_dir)
-        write_pointer(layout.models, BASE_LM_POINTER, {"source": str(tiny_lm), "path": str(tiny_lm)})
+        install_model(tiny_lm, layout, "base_lm")  # as base_lm does: the pointer names the copy, from the root
+        write_pointer(layout.models, BASE_LM_POINTER, {"source": str(tiny_lm), "path": "data/models/base_lm"})
         layout.training_set.mkdir(parents=True, exist_ok=True)
         write_tiny_rows(layout.training_set / "train.jsonl")
         write_tiny_rows(layout.training_set / "val.jsonl", n=2, split="val")
@@ -64,13 +66,12 @@ def test_switched_off_supervised_stages_pass_the_base_lm_through_without_a_run(p
     warm = train_warm_start(params, layout, RunHooks())
     sft = train_sft(params, layout, RunHooks())
     assert not warm.trained and not sft.trained
-    assert read_pointer(layout.models, WARM_LM_POINTER) == {
-        "enabled": False,
-        "path": str(tiny_lm),
-        "base": str(tiny_lm),
-    }
+    base = "data/models/base_lm"
+    assert read_pointer(layout.models, WARM_LM_POINTER) == {"enabled": False, "path": base, "base": base}
     assert read_pointer(layout.models, SFT_LM_POINTER) == {"enabled": False, "path": None}
-    assert warm.metadata == {"cold_start": "disabled: GRPO starts from the base LM", "path": str(tiny_lm)}
+    for stage in ("warm_lm", "sft_lm"):  # DVC outputs even when off: a folder that says why
+        assert [p.name for p in (layout.models / stage).iterdir()] == [DISABLED_FILE]
+    assert warm.metadata == {"cold_start": "disabled: GRPO starts from the base LM", "path": base}
     assert sft.metadata == {"sft": "disabled (sft.enabled: false)"}
     assert not (layout.root / "mlruns").exists(), "nothing trained, no MLflow run"
 
@@ -98,6 +99,10 @@ def test_the_cold_start_stage_trains_closes_a_killed_attempts_run_and_is_reused(
     first = train_warm_start(params, layout, hooks)
     assert first.trained and first.metadata["steps"] == 2 and first.metadata["reused"] is False
     assert read_pointer(layout.models, WARM_LM_POINTER) == first.pointer
+    # The model is a DVC output in data/models/warm_lm/, named from the root; the checkpoints stay in .cache/.
+    assert first.pointer["path"] == "data/models/warm_lm" and first.pointer["base"] == "data/models/base_lm"
+    output_dir = layout.root / ".cache" / "cold_start" / first.pointer["key"]
+    assert dvc_md5(layout.models / "warm_lm") == dvc_md5(output_dir / "final")
     assert {"val_format_compliance", "val_accuracy", "val_answer_shares", "mlflow_run", "path"} <= set(first.metadata)
     client = mlflow.MlflowClient()
     run = client.get_run(first.pointer["run_id"])
@@ -107,7 +112,6 @@ def test_the_cold_start_stage_trains_closes_a_killed_attempts_run_and_is_reused(
     # A killed attempt of the same training: its run left RUNNING, its final model never written.
     tags = {"embodied_r.stage": "cold_start", "embodied_r.training_key": first.pointer["key"]}
     orphan = client.create_run(run.info.experiment_id, tags=tags).info.run_id
-    output_dir = Path(first.pointer["path"]).parent
     shutil.rmtree(output_dir / "final")
     (output_dir / "stage.json").unlink()
     second = train_warm_start(params, layout, hooks)
@@ -115,6 +119,8 @@ def test_the_cold_start_stage_trains_closes_a_killed_attempts_run_and_is_reused(
     assert client.get_run(orphan).info.status == "KILLED"
     assert second.metadata["resumed_from"].endswith("checkpoint-2")
 
+    shutil.rmtree(layout.models / "warm_lm")  # as DVC removes a stage's outputs before it reruns the stage
     third = train_warm_start(params, layout, hooks)
     assert third.metadata["reused"] is True and third.pointer == second.pointer
+    assert dvc_md5(layout.models / "warm_lm") == dvc_md5(output_dir / "final"), "reinstalled, not retrained"
     assert json.loads((output_dir / "stage.json").read_text())["run_id"] == second.pointer["run_id"]

@@ -4,7 +4,12 @@
 baseline, each from its stage's pointer), reruns the trained models at other perception-noise levels on the
 embedded world (:func:`noisy_test_rows`), splits in-distribution from held-out categories, compares GRPO with where
 it started, draws the plots, logs into the GRPO model's MLflow run and moves the ``champion`` alias only when the
-GRPO model beats the current champion (:func:`~embodied_r.evaluation.promotion.promote_if_better`). It writes::
+GRPO model beats the current champion (:func:`~embodied_r.evaluation.promotion.promote_if_better`).
+
+The version it promotes is the one registered from the model folder it evaluates (``data/models/grpo_lm/``),
+found by the folder's DVC hash (:func:`find_or_register_grpo`): when DVC restored the folder without the training
+running here (its run cache, or ``dvc pull`` on another machine) and this registry has no such version, the
+evaluation registers it, and ``results.json`` says which (``extra.registry``). It writes::
 
     results.json       the GRPO model's aggregate with provenance, and every model, the comparison, the noise
                        study, the generalisation split and the promotion decision under ``extra``
@@ -27,12 +32,14 @@ from embodied_r.data.records import read_records, write_json
 from embodied_r.errors import UserError
 from embodied_r.layout import Layout
 from embodied_r.models.pointers import (
+    BASE_LM_POINTER,
     GRPO_POINTER,
     SFT_LM_POINTER,
     WARM_LM_POINTER,
     read_base_lm_path,
     read_pointer,
     require_upstream,
+    resolve_model_path,
 )
 from embodied_r.perception.cache import DescriptionCache
 from embodied_r.perception.describe import describe_samples
@@ -82,16 +89,92 @@ def noisy_test_rows(params: Params, layout: Layout, tokenizer: Any, noise: Mappi
 
 
 def lineage_models(params: Params, layout: Layout) -> dict[str, str]:
-    """Label → model folder of each model to evaluate, in table order, read from the stages' pointers."""
+    """Label → model folder of each model to evaluate, in table order, as the stages' pointers name them (relative
+    to the project root: :func:`~embodied_r.models.pointers.resolve_model_path` finds them on this machine)."""
     warm = read_pointer(layout.models, WARM_LM_POINTER)
     sft = read_pointer(layout.models, SFT_LM_POINTER)
-    models = {BASE: str(read_base_lm_path(layout.models))} if params.evaluation.base_model else {}
+    models = {BASE: read_pointer(layout.models, BASE_LM_POINTER)["path"]} if params.evaluation.base_model else {}
     if warm["enabled"]:
         models[WARM] = warm["path"]
-    models[GRPO] = read_pointer(layout.models, GRPO_POINTER)["final_model_path"]
+    models[GRPO] = read_pointer(layout.models, GRPO_POINTER)["path"]
     if sft["enabled"]:
         models[SFT] = sft["path"]
     return models
+
+
+@dataclass(frozen=True)
+class RegisteredGrpo:
+    """The registry version of the GRPO model folder the evaluation scores (:func:`find_or_register_grpo`)."""
+
+    version: str
+    model_uri: str
+    run_id: str  # the MLflow run the version was logged in: the evaluation logs there too
+    model_md5: str  # the folder's DVC hash (``dvc.lock``), the version's ``embodied_r.model_md5`` tag
+    registered_here: bool  # True: this registry had no version of the folder; the evaluation registered it
+
+    @property
+    def how(self) -> str:
+        """One sentence for the metadata: found, or registered by the evaluation and why."""
+        if self.registered_here:
+            return (f"registered v{self.version} from the model folder: this MLflow registry had no version of it "
+                    "(DVC restored it without its training running here)")  # fmt: skip
+        return f"found v{self.version}, registered from this model folder ({self.model_md5})"
+
+
+def find_or_register_grpo(params: Params, layout: Layout, pointer: Mapping[str, Any]) -> RegisteredGrpo:
+    """The version of ``tracking.registered_model`` registered from the GRPO model folder ``pointer`` names, found by
+    the folder's DVC hash (the pointer's version first), or registered now when the registry has none.
+
+    The GRPO stage registers what it trains; a stage DVC restored from its run cache, or pulled onto another
+    machine, never ran here, so its version may be missing from this registry: it is registered in a new MLflow
+    run (tagged ``embodied_r.trained_in_run`` with the training's run) and tagged like any other
+    (:func:`embodied_r.models.registry.lineage_tags`). Call with MLflow configured (``configure_tracking``).
+    """
+    import mlflow
+
+    from embodied_r.models.folders import dvc_md5
+    from embodied_r.models.registry import find_version
+    from embodied_r.tracking import create_run
+    from embodied_r.training.stage import register_grpo_model
+
+    folder = resolve_model_path(layout, pointer["path"])
+    md5 = dvc_md5(folder)
+    name = params.tracking.registered_model
+    client = mlflow.MlflowClient()
+    found = find_version(client, name, md5, prefer=pointer.get("version"))
+    if found is not None:
+        return RegisteredGrpo(str(found.version), found.source, found.run_id, md5, registered_here=False)
+    tags = {
+        "embodied_r.stage": "grpo_lm_registration",
+        "embodied_r.profile": params.profile,
+        "embodied_r.training_key": str(pointer.get("training_key", "")),
+        "embodied_r.trained_in_run": str(pointer.get("run_id", "")),
+    }
+    settings = {k: params.model_dump(mode="json")[k] for k in ("grpo", "rewards", "lm", "training_set")}
+    run_id, _ = create_run(params.tracking, layout.root, f"grpo-registration-{params.profile}", tags, settings)
+    try:
+        model_uri, version = register_grpo_model(params, layout, run_id, registered_by="evaluation_results")
+    except Exception:
+        client.set_terminated(run_id, status="FAILED")
+        raise
+    client.set_terminated(run_id, status="FINISHED")
+    log.warning("%s had no version of %s (%s): registered it as v%s", name, pointer["path"], md5, version)
+    return RegisteredGrpo(str(version), model_uri, run_id, md5, registered_here=True)
+
+
+def _runs_in_store(client: Any, run_ids: Mapping[str, str]) -> dict[str, str]:
+    """The entries of ``run_ids`` whose run this MLflow store holds (a pulled lineage's runs may live elsewhere)."""
+    from mlflow.exceptions import MlflowException
+
+    kept = {}
+    for label, run_id in run_ids.items():
+        try:
+            client.get_run(run_id)
+        except MlflowException:
+            log.info("MLflow run %s (%s) is not in this store: its curve is left out of the plot", run_id, label)
+            continue
+        kept[label] = run_id
+    return kept
 
 
 def metrics_row(agg: Mapping[str, Any]) -> dict[str, Any]:
@@ -126,6 +209,7 @@ class LineageEvaluation:
     table: str  # markdown: every model, the noise study and the generalisation split
     experiment_id: str
     run_id: str  # the GRPO model's MLflow run, where the evaluation is logged
+    registered: RegisteredGrpo | None = None  # the registry version scored and promoted (found or registered)
 
 
 def evaluate_lineage(params: Params, layout: Layout) -> LineageEvaluation:
@@ -147,7 +231,7 @@ def evaluate_lineage(params: Params, layout: Layout) -> LineageEvaluation:
     rows = read_training_rows(test_path)
     if not rows:
         raise EmptyTestSetError(f"{test_path} has no rows: nothing to evaluate")
-    base_path = read_base_lm_path(layout.models)
+    base_path = read_base_lm_path(layout)
     trained = read_pointer(layout.models, GRPO_POINTER)
     warm = read_pointer(layout.models, WARM_LM_POINTER)
     sft = read_pointer(layout.models, SFT_LM_POINTER)
@@ -180,7 +264,7 @@ def evaluate_lineage(params: Params, layout: Layout) -> LineageEvaluation:
 
     for label, path in models.items():
         log.info("evaluating %s (%s) on %d test questions", label, path, len(rows))
-        evaluated[label] = run_pass(label, path, rows, label)
+        evaluated[label] = run_pass(label, str(resolve_model_path(layout, path)), rows, label)
     results = {label: result.aggregate for label, result in evaluated.items()}
 
     # Perception-noise study (embedded world): the trained models on the same questions at other noise levels.
@@ -195,7 +279,8 @@ def evaluate_lineage(params: Params, layout: Layout) -> LineageEvaluation:
                 if label not in models or not noisy_rows:
                     continue
                 log.info("evaluating %s at %s perception noise", label, level)
-                result = run_pass(f"{label}, {level} noise", models[label], noisy_rows, f"{label}_{level}_noise")
+                model = str(resolve_model_path(layout, models[label]))
+                result = run_pass(f"{label}, {level} noise", model, noisy_rows, f"{label}_{level}_noise")
                 noise[f"{label}, {level} noise"] = result.aggregate
     default_noise = {k: getattr(params.perception, k) for k in NOISE_KEYS}
 
@@ -213,10 +298,12 @@ def evaluate_lineage(params: Params, layout: Layout) -> LineageEvaluation:
     failed = failed_checks(layout.descriptions)
     experiment_id = configure_tracking(params.tracking, layout.root)
     client = mlflow.MlflowClient()
+    registered = find_or_register_grpo(params, layout, trained)
+    log.info("GRPO model: %s", registered.how)
     decision = promote_if_better(
         client,
         params.tracking.registered_model,
-        trained["version"],
+        registered.version,
         pooled_accuracy=results[GRPO]["pooled_accuracy"],
         test_set_sha256=test_sha,
         checks_passed=not failed,
@@ -227,9 +314,12 @@ def evaluate_lineage(params: Params, layout: Layout) -> LineageEvaluation:
     log.info("promotion: %s", decision.reason)
 
     supervised_runs = {label: p["run_id"] for label, p in ((WARM, warm), (SFT, sft)) if p.get("run_id")}
+    supervised_runs = _runs_in_store(client, supervised_runs)
+    # The training's run when this store holds it; a lineage pulled from elsewhere has only its registration run.
+    curves_run = next(iter(_runs_in_store(client, {GRPO: trained["run_id"]}).values()), registered.run_id)
     plots = {
         "category_accuracy": category_accuracy_png(results, out / "category_accuracy.png"),
-        "training_curves": training_curves_png(client, trained["run_id"], out / "training_curves.png", supervised_runs),
+        "training_curves": training_curves_png(client, curves_run, out / "training_curves.png", supervised_runs),
         # Always drawn (a DVC plot): with no study it shows the default noise alone.
         "noise_study": noise_study_png(
             {label: results[label] for label in (GRPO, SFT) if label in results}, noise, out / "noise_study.png"
@@ -242,8 +332,8 @@ def evaluate_lineage(params: Params, layout: Layout) -> LineageEvaluation:
         comparison = {"reference": reference, **pairs}
     document = build_results(
         results[GRPO],
-        model_uri=trained["model_uri"],
-        model_version=trained["version"],
+        model_uri=registered.model_uri,
+        model_version=registered.version,
         test_set_path=test_path,
         params=params,
         generation=dict(evaluated[GRPO].settings),
@@ -254,6 +344,13 @@ def evaluate_lineage(params: Params, layout: Layout) -> LineageEvaluation:
             "noise_study": {"default": default_noise, "levels": dict(ev.noise_study), "results": noise},
             "generalisation": {"held_out_categories": sorted(held_out), "results": generalisation},
             "promotion": decision.model_dump(mode="json"),
+            "registry": {
+                "version": registered.version,
+                "model_md5": registered.model_md5,
+                "run_id": registered.run_id,
+                "registered_by_evaluation": registered.registered_here,
+                "how": registered.how,
+            },
         },
     )  # fmt: skip
     write_results(out / "results.json", document)
@@ -267,7 +364,8 @@ def evaluate_lineage(params: Params, layout: Layout) -> LineageEvaluation:
     evaluation = LineageEvaluation(
         out=out, test_questions=len(rows), models=models, results=results, noise=noise, generalisation=generalisation,
         held_out=sorted(held_out), reference=reference, comparison=comparison, decision=decision, read_back=read_back,
-        warnings=warnings, plots=plots, table="", experiment_id=experiment_id, run_id=trained["run_id"],
+        warnings=warnings, plots=plots, table="", experiment_id=experiment_id, run_id=registered.run_id,
+        registered=registered,
     )  # fmt: skip
     _log_to_run(client, evaluation)
     evaluation.table = results_markdown(evaluation)

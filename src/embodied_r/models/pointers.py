@@ -1,8 +1,11 @@
 """Model pointers: the small JSON files in ``data/models/`` that say where each stage's model is.
 
-Each model stage writes one (``base_lm.json``, ``warm_lm.json``, ``sft_lm.json``, ``grpo_lm.json``); the weights
-live in the model cache, the training caches or the MLflow registry. The stages downstream read them here, so one
-module knows their names and shapes.
+Each model stage writes one (``base_lm.json``, ``warm_lm.json``, ``sft_lm.json``, ``grpo_lm.json``) next to its
+model folder (``data/models/<stage>/``, a DVC output: :mod:`embodied_r.models.folders`). The stages downstream read
+them here, so one module knows their names and shapes.
+
+A pointer's ``path`` is relative to the project root (``data/models/warm_lm``), so a pointer pulled onto another
+machine names the same model there; :func:`resolve_model_path` turns it into a path on this one.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 
 from embodied_r.data.records import write_json
 from embodied_r.errors import UserError
+from embodied_r.layout import Layout
 
 #: ``base_lm``: ``{"source", "path", "sha256", "revision"}``.
 BASE_LM_POINTER = "base_lm.json"
@@ -20,7 +24,8 @@ BASE_LM_POINTER = "base_lm.json"
 WARM_LM_POINTER = "warm_lm.json"
 #: ``sft_lm``: ``{"enabled", "path", ...}`` (``path`` None when the SFT baseline is off).
 SFT_LM_POINTER = "sft_lm.json"
-#: ``grpo_lm``: final model path, MLflow model URI, registry version, run id, training key.
+#: ``grpo_lm``: ``{"path", "model_uri", "registered_model", "version", "run_id", "training_key"}`` (the version the
+#: training registered; the evaluation finds or registers the one of the model folder it evaluates).
 GRPO_POINTER = "grpo_lm.json"
 
 
@@ -49,6 +54,33 @@ def write_pointer(models_dir: str | Path, name: str, pointer: dict[str, Any]) ->
     return path
 
 
-def read_base_lm_path(models_dir: str | Path) -> Path:
-    """The local folder of the base LM recorded by ``base_lm``."""
-    return Path(read_pointer(models_dir, BASE_LM_POINTER)["path"])
+def project_path(layout: Layout, path: str | Path) -> str:
+    """``path`` as a pointer holds it: relative to the project root, ``/``-separated (the same on every machine).
+
+    >>> project_path(Layout(root=Path("/p")), "/p/data/models/warm_lm")
+    'data/models/warm_lm'
+    """
+    path = Path(path)
+    if not path.is_absolute():
+        return path.as_posix()
+    for root in (layout.root, layout.root.resolve()):
+        if path.is_relative_to(root):
+            return path.relative_to(root).as_posix()
+    raise ValueError(f"{path} is outside the project {layout.root}: a pointer names models inside it")
+
+
+def resolve_model_path(layout: Layout, path: str | Path) -> Path:
+    """A pointer's ``path`` on this machine: relative to the project root (an absolute one, as pointers written
+    before they were relative held, is taken as it is)."""
+    return layout.root / path
+
+
+def read_model_path(layout: Layout, name: str) -> Path | None:
+    """The model folder the pointer ``name`` names, on this machine (``None``: the stage is off and names none)."""
+    path = read_pointer(layout.models, name).get("path")
+    return None if path is None else resolve_model_path(layout, path)
+
+
+def read_base_lm_path(layout: Layout) -> Path:
+    """The local folder of the base LM recorded by ``base_lm`` (``data/models/base_lm``)."""
+    return resolve_model_path(layout, read_pointer(layout.models, BASE_LM_POINTER)["path"])

@@ -2,7 +2,9 @@
 ``sft_lm`` and ``grpo_lm``): each takes the params and the layout, reads its inputs, writes its outputs and
 returns what it did.
 
-A training is identified by its key (its data, its starting model and its settings): its checkpoints live in a
+Every model a stage produces is installed in ``data/models/<stage>/`` (a DVC output, pushed and pulled with the
+data: :mod:`embodied_r.models.folders`) and its pointer names it relative to the project root. A training is
+identified by its key (its data, its starting model and its settings): its checkpoints live in ``.cache/``, in a
 folder named by the key, one writer at a time (the folder's writer lock, held from training to registration), and
 a rerun of the same key resumes there. Each training gets a new MLflow run; a run of the same key that a killed
 process left ``RUNNING`` is closed and its curve continued in the new one
@@ -26,14 +28,17 @@ from embodied_r.config import Params
 from embodied_r.data.records import dumps_canonical, write_json
 from embodied_r.hashing import short_hash
 from embodied_r.layout import Layout
+from embodied_r.models.folders import install_disabled, install_model
 from embodied_r.models.pointers import (
     BASE_LM_POINTER,
     GRPO_POINTER,
     SFT_LM_POINTER,
     WARM_LM_POINTER,
     MissingUpstreamError,
+    project_path,
     read_base_lm_path,
     read_pointer,
+    resolve_model_path,
     write_pointer,
 )
 from embodied_r.tracking import adopt_orphan_runs, create_run
@@ -94,19 +99,27 @@ class BaseLMStage:
 
     lm: Any  # embodied_r.models.BaseLM
     summary: dict[str, Any]
+    path: Path  # data/models/base_lm: the copy downstream stages read (a DVC output)
 
 
 def prepare_base_lm_stage(params: Params, layout: Layout) -> BaseLMStage:
-    """Resolve ``lm.base`` to a local, trainable Hugging Face folder and write the ``base_lm.json`` pointer."""
+    """Resolve ``lm.base`` to a local, trainable Hugging Face folder, copy it into ``data/models/base_lm/`` (so a
+    machine that pulls the lineage needs no model cache) and write the ``base_lm.json`` pointer."""
     from embodied_r.models import model_summary, prepare_base_lm
 
     trust = params.lm.trust_remote_code
     lm = prepare_base_lm(params.lm.base, Path(params.lm.cache_dir).expanduser(), trust_remote_code=trust)
     summary = model_summary(lm.path, trust_remote_code=trust)
-    pointer = {"source": lm.model_id, "path": str(lm.path), "sha256": lm.source_sha256, "revision": lm.revision}
+    folder = install_model(lm.path, layout, "base_lm")
+    pointer = {
+        "source": lm.model_id,
+        "path": project_path(layout, folder),
+        "sha256": lm.source_sha256,
+        "revision": lm.revision,
+    }
     write_pointer(layout.models, BASE_LM_POINTER, pointer)
-    log.info("base LM %s at %s (%s parameters)", lm.model_id, lm.path, f"{lm.parameters:,}")
-    return BaseLMStage(lm=lm, summary=summary)
+    log.info("base LM %s in %s (%s parameters)", lm.model_id, pointer["path"], f"{lm.parameters:,}")
+    return BaseLMStage(lm=lm, summary=summary, path=folder)
 
 
 def training_set_stage(params: Params, layout: Layout) -> TrainingSetBuild:
@@ -126,7 +139,7 @@ def training_set_stage(params: Params, layout: Layout) -> TrainingSetBuild:
         raise MissingUpstreamError(f"{checks_path} is missing: the data checks of vlm_descriptions have not run")
     failed = failed_checks(layout.descriptions)
     samples = read_samples(layout.descriptions / SAMPLES)
-    lm_path = read_base_lm_path(layout.models)
+    lm_path = read_base_lm_path(layout)
     tokenizer = AutoTokenizer.from_pretrained(lm_path, trust_remote_code=params.lm.trust_remote_code)
     cfg = params.training_set
     answer_fn = None
@@ -162,12 +175,13 @@ def train_warm_start(params: Params, layout: Layout, hooks: RunHooks) -> Supervi
 
     cfg = params.cold_start
     if not cfg.enabled:
-        base = str(read_base_lm_path(layout.models))
+        base = read_pointer(layout.models, BASE_LM_POINTER)["path"]  # as base_lm wrote it: relative to the root
+        install_disabled(layout, "warm_lm", f"cold_start.enabled is false: GRPO starts from the base LM ({base})")
         pointer = {"enabled": False, "path": base, "base": base}
         write_pointer(layout.models, WARM_LM_POINTER, pointer)
         return SupervisedStage(pointer, {"cold_start": "disabled: GRPO starts from the base LM", "path": base}, False)
     stage = _train_supervised_stage(
-        params, layout, hooks, "cold_start", cfg, lambda rows: cold_start_examples(rows, cfg)
+        params, layout, hooks, "cold_start", cfg, lambda rows: cold_start_examples(rows, cfg), "warm_lm"
     )
     write_pointer(layout.models, WARM_LM_POINTER, stage.pointer)
     return stage
@@ -178,20 +192,20 @@ def train_sft(params: Params, layout: Layout, hooks: RunHooks) -> SupervisedStag
     from embodied_r.training.traces import reasoning_trace_examples
 
     if not params.sft.enabled:
+        install_disabled(layout, "sft_lm", "sft.enabled is false: no SFT baseline")
         pointer = {"enabled": False, "path": None}
         write_pointer(layout.models, SFT_LM_POINTER, pointer)
         return SupervisedStage(pointer, {"sft": "disabled (sft.enabled: false)"}, False)
     examples_fn = lambda rows: reasoning_trace_examples(rows, params.sft.answer)  # noqa: E731
-    stage = _train_supervised_stage(params, layout, hooks, "sft", params.sft, examples_fn)
+    stage = _train_supervised_stage(params, layout, hooks, "sft", params.sft, examples_fn, "sft_lm")
     write_pointer(layout.models, SFT_LM_POINTER, stage.pointer)
     return stage
 
 
-def _train_supervised_stage(params, layout, hooks, stage, cfg, examples_fn) -> SupervisedStage:
-    """Train (or reuse) the supervised model of ``stage`` under its writer lock."""
+def _train_supervised_stage(params, layout, hooks, stage, cfg, examples_fn, asset) -> SupervisedStage:
+    """Train (or reuse) the supervised model of ``stage`` under its writer lock; install it as ``asset``'s model."""
     from embodied_r.training.dataset import read_training_rows
 
-    base_path = read_base_lm_path(layout.models)
     train_path = layout.training_set / "train.jsonl"
     settings = {stage: cfg.model_dump(mode="json"), "lm": params.lm.model_dump(mode="json")}
     key = short_hash(train_path.read_bytes(), (layout.models / BASE_LM_POINTER).read_bytes(), dumps_canonical(settings))
@@ -207,10 +221,12 @@ def _train_supervised_stage(params, layout, hooks, stage, cfg, examples_fn) -> S
         else:
             record = _train_and_check(params, layout, hooks, stage, cfg, examples, output_dir, settings, key)
             write_json(record_path, {k: v for k, v in record.items() if k != "reused"})
-    pointer = {"enabled": True, "path": str(final), "key": key, "run_id": record["run_id"], "base": str(base_path)}
+        folder = project_path(layout, install_model(final, layout, asset))
+    base = read_pointer(layout.models, BASE_LM_POINTER)["path"]  # as base_lm wrote it: relative to the root
+    pointer = {"enabled": True, "path": folder, "key": key, "run_id": record["run_id"], "base": base}
     metadata = {
         "mlflow_run": record["url"],
-        "path": str(final),
+        "path": folder,
         "examples": len(examples),
         "reused": record["reused"],
         **record["outcome"],
@@ -235,7 +251,7 @@ def _train_and_check(params, layout, hooks, stage, cfg, examples, output_dir, se
     try:
         log.info("%s: %d examples, %d steps in %s", stage, len(examples), cfg.max_steps, output_dir)
         outcome = train_supervised(
-            read_base_lm_path(layout.models), examples, output_dir, cfg, purpose=stage, mlflow_run_id=run_id,
+            read_base_lm_path(layout), examples, output_dir, cfg, purpose=stage, mlflow_run_id=run_id,
             trust_remote_code=params.lm.trust_remote_code,
         )  # fmt: skip
         val_rows = read_training_rows(layout.training_set / "val.jsonl")[:FORMAT_CHECK_ROWS]
@@ -291,6 +307,7 @@ class GrpoStage:
             "mlflow_run": self.url,
             "registered_version": f"{pointer['registered_model']} v{pointer['version']}",
             "model_uri": pointer["model_uri"],
+            "path": pointer["path"],
             "global_step": outcome.global_step,
             "steps_this_run": outcome.steps_this_run,
             "resumed_from": outcome.resumed_from or "",
@@ -312,20 +329,21 @@ def train_grpo_stage(params: Params, layout: Layout, hooks: RunHooks) -> GrpoSta
     """``grpo_lm``: GRPO on the training split from the ``warm_lm`` model, logged, registered and pointed to.
 
     Checkpoints live in ``.cache/grpo/<training key>/`` (resumed from the last complete one); the writer lock is
-    held from training to registration; the final model is registered as a new version of
-    ``tracking.registered_model`` and ``grpo_lm.json`` written.
+    held from training to registration; the final model is installed in ``data/models/grpo_lm/``, registered from
+    there as a new version of ``tracking.registered_model`` (:func:`register_grpo_model`) and ``grpo_lm.json``
+    written.
     """
     import mlflow
 
     from embodied_r.rewards import build_reward_funcs
-    from embodied_r.tracking import log_and_register_lm
     from embodied_r.training.grpo import train_grpo
     from embodied_r.training.launch import run_launched
 
     train_path = layout.training_set / "train.jsonl"
     val_path = layout.training_set / "val.jsonl"
-    base_path = read_base_lm_path(layout.models)
-    model_path = read_pointer(layout.models, WARM_LM_POINTER)["path"]
+    base_path = read_base_lm_path(layout)
+    warm = read_pointer(layout.models, WARM_LM_POINTER)
+    model_path = str(resolve_model_path(layout, warm["path"]))
     settings = {k: params.model_dump(mode="json")[k] for k in ("grpo", "rewards", "lm", "training_set")}
     key = grpo_training_key(layout, settings)
     output_dir = layout.checkpoints / key
@@ -335,7 +353,7 @@ def train_grpo_stage(params: Params, layout: Layout, hooks: RunHooks) -> GrpoSta
             "embodied_r.stage": "grpo_lm",
             "embodied_r.profile": params.profile,
             "embodied_r.training_key": key,
-            "embodied_r.initial_model": str(model_path),
+            "embodied_r.initial_model": warm["path"],  # relative to the root: the same on every machine
         }
         run_id, url = hooks.create_run(params, layout, f"grpo-{params.profile}", tags, settings)
         client = mlflow.MlflowClient()
@@ -361,15 +379,13 @@ def train_grpo_stage(params: Params, layout: Layout, hooks: RunHooks) -> GrpoSta
         except Exception:
             client.set_terminated(run_id, status="FAILED")
             raise
-        model_uri, version = log_and_register_lm(
-            outcome.final_model_path, params.tracking.registered_model, run_id,
-            max_new_tokens=params.grpo.max_completion_length,
-        )  # fmt: skip
+        folder = install_model(outcome.final_model_path, layout, "grpo_lm")
+        model_uri, version = register_grpo_model(params, layout, run_id, registered_by="grpo_lm")
         for name, value in outcome.metrics.items():
             client.log_metric(run_id, f"final/{name}", value)
         client.set_terminated(run_id, status="FINISHED")
         pointer = {
-            "final_model_path": str(outcome.final_model_path),
+            "path": project_path(layout, folder),
             "model_uri": model_uri,
             "registered_model": params.tracking.registered_model,
             "version": version,
@@ -378,3 +394,30 @@ def train_grpo_stage(params: Params, layout: Layout, hooks: RunHooks) -> GrpoSta
         }
         write_pointer(layout.models, GRPO_POINTER, pointer)
     return GrpoStage(pointer=pointer, url=url, outcome=outcome)
+
+
+def register_grpo_model(params: Params, layout: Layout, run_id: str, *, registered_by: str) -> tuple[str, str]:
+    """Log ``data/models/grpo_lm/`` into MLflow run ``run_id`` and register it as a new version of
+    ``tracking.registered_model``, tagged with the folder's DVC hash, its path and the git commit
+    (:func:`embodied_r.models.registry.lineage_tags`); returns (model URI, version).
+
+    ``registered_by`` names the stage that registers: ``grpo_lm`` after training, ``evaluation_results`` for a
+    model DVC restored without its training running here.
+    """
+    import mlflow
+
+    from embodied_r.inference.pyfunc import registration
+    from embodied_r.models.folders import dvc_md5, model_folder
+    from embodied_r.models.registry import MODEL_MD5_TAG, MODEL_PATH_TAG, lineage_tags, tag_version
+    from embodied_r.tracking import log_and_register_lm
+
+    folder = model_folder(layout, "grpo_lm")
+    tags = lineage_tags(layout.root, folder, dvc_md5(folder), registered_by)
+    model_uri, version = log_and_register_lm(
+        folder, params.tracking.registered_model, run_id,
+        **registration(params, layout, run_id),  # the whole chain: its settings, a request example, the model card
+    )  # fmt: skip
+    tag_version(mlflow.MlflowClient(), params.tracking.registered_model, version, tags)
+    log.info("registered %s v%s from %s (%s)", params.tracking.registered_model, version, tags[MODEL_PATH_TAG],
+             tags[MODEL_MD5_TAG])  # fmt: skip
+    return model_uri, version
