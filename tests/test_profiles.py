@@ -10,7 +10,7 @@ import yaml
 
 from embodied_r.cli import main
 from embodied_r.config import ParamsError, load_params
-from embodied_r.profiles import apply_profile, available_profiles, deep_merge, profile_params
+from embodied_r.profiles import apply_profile, available_profiles, compose_profiles, deep_merge, profile_params
 from embodied_r.vocabulary import TASK_CATEGORIES
 from tests.conftest import PROJECT_ROOT
 
@@ -100,10 +100,12 @@ def test_apply_keeps_comments_and_untouched_keys_and_refuses_stacking(project):
     data = yaml.safe_load(after)
     assert data["synthetic"]["scenes"] == 3 and data["keyframes"] == yaml.safe_load(before)["keyframes"]
     assert "objects_per_scene: [4, 5]" in after, "lists stay on one line"
-    with pytest.raises(ParamsError, match=r"git checkout params\.yaml"):
+    with pytest.raises(ParamsError, match=r"compose them in one command .*`embodied-r profile tiny cpu-long`"):
         apply_profile(project, "cpu-long")
     assert apply_profile(project, "tiny").profile == "tiny", "re-applying the same profile is fine"
-    assert apply_profile(project, "cpu-long", force=True).profile == "cpu-long"
+    stacked = apply_profile(project, "cpu-long", force=True)
+    assert stacked.profile == "tiny+cpu-long", "the profile key names both, not only the last one"
+    assert (stacked.synthetic.seed, stacked.synthetic.scenes) == (7, 60)
 
 
 def test_an_invalid_profile_never_touches_params_yaml(project):
@@ -129,3 +131,34 @@ def test_cli_lists_and_applies(project, capsys):
     assert load_params(project / "params.yaml").data.label == "urbanvideo+vsibench", "the written file is valid"
     assert "\n  - kind: urbanvideo\n" in (project / "params.yaml").read_text(), "one source a block, not one long line"
     assert main(["--root", str(project), "profile", "tiny"]) == 2, "stacking is refused with exit code 2"
+
+
+def test_profiles_compose_in_order_the_later_one_winning_and_each_change_is_reported(project):
+    (project / "profiles" / "fewer.yaml").write_text("# fewer\nsynthetic:\n  questions_per_video: 4\n  scenes: 5\n")
+    before = (project / "params.yaml").read_text()
+    composed = compose_profiles(project, ["tiny", "fewer"])
+    p = composed.params
+    assert (composed.names, composed.name, p.profile) == (("tiny", "fewer"), "tiny+fewer", "tiny+fewer")
+    assert p.lm.base == "random:tiny-llama" and p.synthetic.seed == 7, "the first profile's own keys"
+    assert (p.synthetic.questions_per_video, p.synthetic.scenes) == (4, 5), "the later one wins on a shared key"
+    assert compose_profiles(project, ["fewer", "tiny"]).params.synthetic.scenes == 3, "order matters"
+    assert compose_profiles(project, ["tiny,fewer"]).params == p, "a,b is a and b"
+    report = composed.describe()
+    assert (
+        "  tiny: synthetic.scenes: 20 -> 3\n" in report
+        and "  fewer: synthetic.scenes: 3 -> 5 (overrides tiny)" in report
+    )
+    assert "  fewer: synthetic.questions_per_video: 8 -> 4\n" not in report + "\n", "tiny does not set it"
+    assert "fewer: synthetic.questions_per_video: 8 -> 4" in report
+    assert (project / "params.yaml").read_text() == before, "composing writes nothing"
+
+
+def test_cli_profile_writes_several_composed_with_comments_kept(project, capsys):
+    (project / "profiles" / "fewer.yaml").write_text("# fewer\nsynthetic:\n  questions_per_video: 4\n")
+    assert main(["--root", str(project), "profile", "tiny", "fewer"]) == 0
+    out = capsys.readouterr().out
+    assert "profile 'tiny+fewer'" in out and "fewer: synthetic.questions_per_video: 8 -> 4" in out
+    written = load_params(project / "params.yaml")
+    assert (written.profile, written.synthetic.seed, written.synthetic.questions_per_video) == ("tiny+fewer", 7, 4)
+    assert "# embodied-r — the single source of configuration" in (project / "params.yaml").read_text()
+    assert main(["--root", str(project), "profile", "tiny,fewer"]) == 0, "the same composition again is fine"

@@ -1,6 +1,6 @@
 """The ``embodied-r`` command line.
 
-This module holds the library's commands, which need no orchestrator: ``check-params``, ``profile``,
+This module holds the library's commands, which need no orchestrator: ``check-params``, ``profile``, ``demo``,
 ``summary`` and ``registry``. The commands that drive Dagster (``materialize``, ``ui``, ``mlflow-ui``,
 ``stop``) are added by :mod:`orchestration.cli`, the ``embodied-r`` console script, through
 ``build_parser(extra_commands=...)``: the library never imports ``dagster`` or ``orchestration``.
@@ -56,15 +56,67 @@ def cmd_check_params(args: argparse.Namespace) -> int:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from embodied_r.profiles import apply_profile, available_profiles
+    from embodied_r.profiles import available_profiles, check_stacking, compose_profiles, write_composition
 
     root = Path(args.root).resolve()
-    if args.name is None:
+    if not args.names:
         for name, description in available_profiles(root).items():
             print(f"{name:10s} {description}")
         return 0
-    params = apply_profile(root, args.name, params_file=args.params, force=args.force)
-    print(f"{args.params}: profile {params.profile!r} applied; `dvc repro` reruns what it changed")
+    composition = compose_profiles(root, args.names, args.params)  # validated before the file is touched
+    check_stacking(composition, args.params, force=args.force)
+    write_composition(root / args.params, composition, root)
+    print(composition.describe())
+    print(
+        f"{args.params}: profile {composition.name!r} written; `dvc repro` reruns what it changed "
+        f"(to run under it without writing {args.params}: `embodied-r demo --profile {','.join(composition.names)}`)"
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The lineage under profiles as a DVC experiment; params.yaml and dvc.lock as before unless --keep."""
+    from embodied_r.config import load_params
+    from embodied_r.dvc_experiment import run_profile_experiment
+    from embodied_r.layout import Layout
+    from embodied_r.profiles import check_stacking, compose_profiles
+    from embodied_r.report import render_summary
+
+    root = Path(args.root).resolve()
+    composition = compose_profiles(root, args.profile, args.params)
+    check_stacking(composition, args.params, force=args.force)
+    print(composition.describe(), flush=True)
+    try:
+        run = run_profile_experiment(
+            root, composition, params_file=args.params, name=args.name, targets=args.target, keep=args.keep
+        )
+    except KeyboardInterrupt:
+        kept = "left as the run made them (--keep)" if args.keep else "restored"
+        print(f"interrupted: {args.params} and dvc.lock {kept}; no experiment was recorded", file=sys.stderr)
+        return 130
+    if run.returncode != 0:
+        kept = "left with the profile (--keep)" if args.keep else "restored"
+        print(
+            f"dvc exp run failed (exit {run.returncode}; DVC's message is above); {args.params} and dvc.lock {kept}",
+            file=sys.stderr,
+        )
+        return 1
+    if not args.target:
+        print(render_summary(Layout(root=root, data_dir=composition.params.data_dir)))
+    current = load_params(root / args.params).profile
+    if run.kept:
+        print(f"{args.params} and dvc.lock keep profile {composition.name!r} (--keep), as the experiment records them")
+    else:
+        print(
+            f"{args.params} and dvc.lock are as before the run (profile {current!r}); the outputs in "
+            f"{composition.params.data_dir}/ are the experiment's, so `dvc status` lists their stages as changed"
+        )
+    print(
+        f"experiment {run.name!r} holds the params and dvc.lock it ran with: `dvc exp show`, "
+        f"`dvc exp apply {run.name}` (make it the workspace), `dvc exp push <remote> {run.name}` (share it)"
+    )
+    if run.left_changed:
+        print("the run also changed (left as they are): " + ", ".join(run.left_changed), file=sys.stderr)
     return 0
 
 
@@ -146,10 +198,23 @@ def build_parser(extra_commands: CommandAdder | None = None) -> argparse.Argumen
     p = sub.add_parser("check-params", help="validate params.yaml")
     p.set_defaults(func=cmd_check_params)
 
-    p = sub.add_parser("profile", help="list the profiles, or apply one to params.yaml (tiny, cpu-long, paper)")
-    p.add_argument("name", nargs="?", help="profile to apply; none = list them")
-    p.add_argument("--force", action="store_true", help="apply on top of a params.yaml that is not the demo")
+    p = sub.add_parser(
+        "profile", help="list the profiles, or write some into params.yaml, composed in order (tiny, cpu-long, paper)"
+    )
+    p.add_argument("names", nargs="*", help="profiles to compose and write (a later one wins); none = list them")
+    p.add_argument("--force", action="store_true", help="write on top of a params.yaml that is not the demo")
     p.set_defaults(func=cmd_profile)
+
+    p = sub.add_parser(
+        "demo",
+        help="run the lineage under profiles as a DVC experiment (dvc exp run), params.yaml left as committed",
+    )
+    p.add_argument("--profile", action="append", required=True, help="profile(s) to compose in order: a,b or repeated")
+    p.add_argument("--name", help="the experiment's name (default: the profiles and the time)")
+    p.add_argument("--target", action="append", default=[], help="run only up to this DVC stage (repeatable)")
+    p.add_argument("--keep", action="store_true", help="leave params.yaml and dvc.lock as the run made them")
+    p.add_argument("--force", action="store_true", help="compose on top of a params.yaml that is not the demo")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("summary", help="print what the pipeline has produced so far and where to look")
     p.set_defaults(func=cmd_summary)
