@@ -228,6 +228,10 @@ def build_parser(extra_commands: CommandAdder | None = None) -> argparse.Argumen
     )
     p.set_defaults(func=cmd_registry)
 
+    from embodied_r.inference.cli import add_ask_command
+
+    add_ask_command(sub)  # `ask`: a question about a video, answered by the trained model
+
     if extra_commands is not None:  # the orchestration's (orchestration.cli)
         extra_commands(sub)
     return parser

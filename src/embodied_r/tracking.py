@@ -9,7 +9,9 @@ working directory of the process that logs them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from embodied_r.config import TrackingConfig
 
@@ -133,57 +135,46 @@ def adopt_orphan_runs(run_id: str, match_tags: dict[str, str], resume_step: int)
     return [{"run_id": o.info.run_id, **o.data.tags} for o in orphans]
 
 
-try:  # the pyfunc base class is only needed where models are logged
-    from mlflow.pyfunc import PythonModel as _PythonModel
-except ImportError:  # pragma: no cover - mlflow is a dependency
-    _PythonModel = object
-
-
-class ReasoningLM(_PythonModel):
-    """The trained LM as an MLflow pyfunc: chat prompts in, greedy completions out.
-
-    The weights are an artifact (``model``) of the logged model, a plain Hugging Face folder, so
-    ``mlflow.artifacts.download_artifacts`` gives back exactly what was trained.
-    (MLflow's transformers flavor does not yet support transformers 5, hence pyfunc.)
-    """
-
-    def load_context(self, context) -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        path = context.artifacts["model"]
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModelForCausalLM.from_pretrained(path).eval()
-
-    def predict(self, context, model_input: list[list[dict[str, str]]], params=None) -> list[str]:
-        import torch
-
-        max_new_tokens = int(context.model_config.get("max_new_tokens", 512)) if context else 512
-        outputs = []
-        for messages in list(model_input):
-            ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt")
-            ids = ids["input_ids"] if hasattr(ids, "keys") else ids
-            with torch.no_grad():
-                out = self.model.generate(ids, max_new_tokens=max_new_tokens, do_sample=False)
-            outputs.append(self.tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True))
-        return outputs
-
-
 def log_and_register_lm(
-    model_dir: Path, registered_name: str, run_id: str, *, max_new_tokens: int = 512
+    model_dir: Path,
+    registered_name: str,
+    run_id: str,
+    *,
+    settings: Any,
+    input_example: dict | None = None,
+    card: Callable[[Any, str], None] | None = None,
 ) -> tuple[str, str]:
-    """Log ``model_dir`` (a HF folder) into run ``run_id`` and register it; returns (model URI, version)."""
+    """Log the whole chain over ``model_dir`` (a HF folder) into run ``run_id`` and register it.
+
+    The logged model is :class:`embodied_r.inference.pyfunc.EmbodiedRChain`: the weights (artifact ``model``)
+    and ``settings`` (:class:`~embodied_r.inference.chain.InferenceSettings`, artifact ``settings``) with a
+    signature and ``input_example`` (a request). ``card(client, version)`` writes the new version's description.
+    Returns (model URI, version).
+    """
+    import tempfile
+
     import mlflow
 
-    with mlflow.start_run(run_id=run_id):
+    from embodied_r.inference.pyfunc import EmbodiedRChain, signature, write_settings
+
+    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=ReasoningLM(),
-            artifacts={"model": str(model_dir)},
-            model_config={"max_new_tokens": max_new_tokens},
+            python_model=EmbodiedRChain(),
+            artifacts={"model": str(model_dir), "settings": str(write_settings(settings, Path(tmp)))},
+            model_config={
+                "registered_model": registered_name,
+                "run_id": run_id,
+                "label": f"{registered_name} (MLflow run {run_id})",
+            },
+            signature=signature(),
+            input_example=input_example,
             pip_requirements=_model_requirements(),
         )
-    version = mlflow.register_model(info.model_uri, registered_name)
-    return info.model_uri, str(version.version)
+    version = str(mlflow.register_model(info.model_uri, registered_name).version)
+    if card is not None:
+        card(mlflow.MlflowClient(), version)
+    return info.model_uri, version
 
 
 def _model_requirements() -> list[str]:

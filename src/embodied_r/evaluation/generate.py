@@ -136,6 +136,7 @@ def generate_completions(
     progress: bool = True,
     share_prefix: bool = True,
     keep: str | Path | None = None,
+    loaded: tuple[Any, Any] | None = None,
 ) -> list[Generation]:
     """Greedy completions of ``rows``' chat prompts by the model in ``model_dir``, in row order.
 
@@ -149,6 +150,9 @@ def generate_completions(
     ``keep``: a JSON-lines file each finished batch is appended to (:mod:`embodied_r.evaluation.kept`; name it
     with :func:`~embodied_r.evaluation.kept.generations_path`). Rows already in it are read back, not generated:
     an interrupted pass resumes at its first unfinished batch, with the same batches as a run from the start.
+
+    ``loaded``: the ``(model, tokenizer)`` :func:`~embodied_r.models.generation.load_for_generation` already gave
+    for ``model_dir`` (a served model answers many requests with one load); ``None`` loads it here.
     """
     import torch
 
@@ -157,7 +161,7 @@ def generate_completions(
     if max_new_tokens < 1 or batch_size < 1:
         raise ValueError("max_new_tokens and batch_size must be >= 1")
     # Inference only: bf16 weights where the device computes in bf16 (3-4x faster prefill on an AMX CPU).
-    model, tokenizer = load_for_generation(model_dir, precision=precision, device=device)
+    model, tokenizer = loaded or load_for_generation(model_dir, precision=precision, device=device)
     eos = _eos_ids(tokenizer, model)
 
     texts = [tokenizer.apply_chat_template(r.prompt, add_generation_prompt=True, tokenize=False) for r in rows]

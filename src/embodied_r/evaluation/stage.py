@@ -354,6 +354,9 @@ def evaluate_lineage(params: Params, layout: Layout) -> LineageEvaluation:
         },
     )  # fmt: skip
     write_results(out / "results.json", document)
+    from embodied_r.inference.card import write_model_card  # the version's card gets its test accuracy
+
+    write_model_card(client, params, layout, version=registered.version, run_id=registered.run_id, results=document)
     metrics = {label: metrics_row(agg) for label, agg in {**results, **noise}.items()}
     for label, parts in generalisation.items():
         for part, agg in parts.items():
