@@ -59,9 +59,11 @@ $(DAGSTER_HOME)/dagster.yaml:
 	mkdir -p $(DAGSTER_HOME)
 	printf 'telemetry:\n  enabled: false\n' > $@
 
-.dvc/config: | $(DVC_VENV)/.installed
+# The DVC remote is params.yaml's storage section (embodied-r remote), applied again when params.yaml changes.
+.dvc/config: params.yaml | $(VENV)/.installed $(DVC_VENV)/.installed
 	test -d .dvc || dvc init -q
-	dvc remote add -d -f local .dvc-storage
+	embodied-r remote
+	touch $@
 
 lint:
 	ruff check .

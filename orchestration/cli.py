@@ -335,6 +335,51 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The DVC extra (``pip install "dvc[<extra>]"``) each remote URL scheme needs; a folder needs none.
+DVC_EXTRAS = {"s3": "s3", "gs": "gs", "gcs": "gs", "azure": "azure", "ssh": "ssh", "hdfs": "hdfs", "webdav": "webdav"}
+
+
+def dvc_remote_argvs(storage) -> list[list[str]]:
+    """The ``dvc remote`` commands that make ``.dvc/config``'s default remote the ``storage`` section of params.
+
+    ``add --force`` replaces the remote whole (its earlier options go), so the section is the whole truth.
+    """
+    argvs = [["remote", "add", "--default", "--force", storage.remote, storage.url]]
+    for key, value in sorted(storage.options.items()):
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        argvs.append(["remote", "modify", storage.remote, key, text])
+    return argvs
+
+
+def cmd_remote(args: argparse.Namespace) -> int:
+    """Apply params.yaml's ``storage`` section to ``.dvc/config`` (what ``make setup`` runs)."""
+    import shutil
+    import subprocess
+
+    from embodied_r.config import load_params
+
+    root = Path(args.root).resolve()
+    storage = load_params(root / args.params).storage
+    dvc = shutil.which("dvc") or shutil.which("dvc", path=str(root / ".venv-dvc" / "bin"))
+    if dvc is None:
+        print("dvc is not installed: `make setup` installs it (in .venv-dvc)", file=sys.stderr)
+        return 1
+    if not (root / ".dvc").is_dir():
+        print(f"{root} is not a DVC repository: run `dvc init` there (or `make setup`)", file=sys.stderr)
+        return 1
+    for argv in dvc_remote_argvs(storage):
+        proc = subprocess.run([dvc, *argv], cwd=root, capture_output=True, text=True)
+        if proc.returncode != 0:
+            print(f"`dvc {' '.join(argv)}` failed: {proc.stderr.strip() or proc.stdout.strip()}", file=sys.stderr)
+            return 1
+    scheme = storage.url.split("://", 1)[0] if "://" in storage.url else ""
+    print(f"DVC remote {storage.remote!r} (default): {storage.url}")
+    if scheme in DVC_EXTRAS:
+        print(f'`dvc push` / `dvc pull` to {scheme}:// need `pip install "dvc[{DVC_EXTRAS[scheme]}]"` in .venv-dvc; '
+              f"credentials: `dvc remote modify --local {storage.remote} <key> <value>`")  # fmt: skip
+    return 0
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add the Dagster-driving commands to the library parser's subcommands."""
     p = sub.add_parser(
@@ -362,6 +407,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("stop", help="stop the UIs started by `ui` and `mlflow-ui`")
     p.set_defaults(func=cmd_stop)
+
+    p = sub.add_parser("remote", help="make params.yaml's storage section the default DVC remote (.dvc/config)")
+    p.set_defaults(func=cmd_remote)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from embodied_r.config.data import DataConfig, SplitConfig, SyntheticConfig, _sources_text
 from embodied_r.config.lm import EvaluationConfig, LMConfig, TrainingSetConfig
 from embodied_r.config.perception import KeyframesConfig, PerceptionConfig, ValidationConfig
-from embodied_r.config.runtime import OrchestrationConfig, TrackingConfig
+from embodied_r.config.runtime import OrchestrationConfig, StorageConfig, TrackingConfig
 from embodied_r.config.section import _Section
 from embodied_r.errors import UserError
 from embodied_r.rewards.config import RewardsConfig
@@ -54,6 +54,8 @@ class Params(_Section):
     tracking: TrackingConfig = TrackingConfig()
     #: How Dagster executes a run (in-process by default); no effect on results.
     orchestration: OrchestrationConfig = OrchestrationConfig()
+    #: The DVC remote the data and models are shared through (``embodied-r remote`` applies it); no effect on results.
+    storage: StorageConfig = StorageConfig()
 
     @model_validator(mode="after")
     def _option_text_answers_are_read(self) -> Params:

@@ -61,3 +61,42 @@ class OrchestrationConfig(_Section):
                 "multiprocess executor takes orchestration.max_concurrent)"
             )
         return self
+
+
+#: ``storage.options`` keys that hold secrets (DVC's names): they belong in ``.dvc/config.local``, never in params.
+_CREDENTIAL_WORDS = ("secret", "password", "passphrase", "token", "access_key", "account_key", "connection_string",
+                     "sas")  # fmt: skip
+
+
+class StorageConfig(_Section):
+    """The DVC remote that ``dvc push`` / ``dvc pull`` share the data and the models through.
+
+    ``embodied-r remote`` (run by ``make setup``) writes it into ``.dvc/config``: changing where the lineage is
+    shared is a params change, not a code change. Not in the paper (nothing is shared there). Credentials never go
+    here (params.yaml is committed and logged with every run): ``dvc remote modify --local <remote> <key> <value>``
+    keeps them in the git-ignored ``.dvc/config.local``. S3, GCS, Azure and SSH need DVC's extra of the same name
+    (``pip install "dvc[s3]"``) in the DVC environment.
+    """
+
+    remote: str = Field("local", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="The remote's name in DVC.")
+    url: str = Field(
+        ".dvc-storage",
+        min_length=1,
+        description="A folder (relative to the project root, or a shared mount), s3://bucket/path, gs://bucket/path, "
+        "azure://container/path or ssh://user@host/path.",
+    )
+    options: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="`dvc remote modify` settings other than credentials, e.g. {region: eu-west-1} or {port: 2222}.",
+    )
+
+    @field_validator("options")
+    @classmethod
+    def _no_credentials(cls, value: dict[str, Any]) -> dict[str, Any]:
+        secret = sorted(k for k in value if any(word in k.lower() for word in _CREDENTIAL_WORDS))
+        if secret:
+            raise ValueError(
+                f"{', '.join(secret)} is a credential and params.yaml is committed and logged: remove it here and "
+                f"run `dvc remote modify --local <remote> {secret[0]} <value>` (kept in .dvc/config.local, git-ignored)"
+            )
+        return value
