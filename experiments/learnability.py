@@ -113,7 +113,8 @@ def main() -> int:
     bf16 = resolve_bf16(args.precision)
 
     data = ROOT / args.data
-    model_dir = args.model or json.loads((ROOT / "data/models/base_lm.json").read_text())["path"]
+    # the pointer names the model relative to the project root
+    model_dir = args.model or str(ROOT / json.loads((ROOT / "data/models/base_lm.json").read_text())["path"])
     keep = set(args.categories.split(",")) if args.categories else None
     train = [r for r in read_training_rows(data / "train.jsonl") if r.choices and (keep is None or r.category in keep)]
     test = [r for r in read_training_rows(data / "test.jsonl") if r.choices and (keep is None or r.category in keep)]

@@ -186,7 +186,8 @@ def main() -> int:
     overrides = {k: parse_value(v) for k, v in (item.split("=", 1) for item in args.set)}
     params = load_params(ROOT / args.params, overrides)
     data = ROOT / (args.data or params.data_dir) / "training_set"
-    base = json.loads((ROOT / (args.data or params.data_dir) / "models" / "base_lm.json").read_text())["path"]
+    pointer = ROOT / (args.data or params.data_dir) / "models" / "base_lm.json"
+    base = str(ROOT / json.loads(pointer.read_text())["path"])  # the pointer names the model relative to the root
     test_rows = read_training_rows(data / "test.jsonl")
     all_train_rows = train_rows = read_training_rows(data / "train.jsonl")
     if args.categories:
