@@ -21,12 +21,17 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 .PHONY: demo test test-experiments setup lint format ui mlflow-ui stop lock clean-outputs
 
 ## demo: run the whole lineage on the embedded default through DVC (each stage a Dagster materialization)
-##       make demo PROFILE=cpu-long applies profiles/cpu-long.yaml to params.yaml first
+##       make demo PROFILE=cpu-long (or PROFILE=tiny,fewer: composed, the later wins) runs it as a DVC experiment
+##       under the profile and leaves params.yaml as committed (KEEP=1 keeps the change; dvc exp show lists runs)
 PROFILE ?=
+KEEP ?=
 demo: setup
-	$(if $(PROFILE),embodied-r profile $(PROFILE))
+ifeq ($(PROFILE),)
 	dvc repro
 	embodied-r summary
+else
+	embodied-r demo --profile $(PROFILE) $(if $(KEEP),--keep)
+endif
 
 ## test: run the test suite (creates the environment first when it is missing)
 test: setup

@@ -9,8 +9,8 @@ intervals on the trained and on the held-out tasks.
 
     .venv/bin/python -m experiments.learning                               # params.yaml as it is
     .venv/bin/python -m experiments.learning -S grpo.max_steps=200 -S grpo.learning_rate=2e-5 --tag lr2e-5
-    # another profile: apply it, keep a copy, restore the demo params
-    embodied-r profile cpu-long && cp params.yaml /tmp/cpu-long.yaml && git checkout params.yaml
+    # another profile, composed into a copy (params.yaml left as it is)
+    embodied-r profile cpu-long --out /tmp/cpu-long.yaml
     .venv/bin/python -m experiments.learning --params /tmp/cpu-long.yaml -S grpo.beta=0.04 --tag kl0.04
 
 The cold-start and SFT models are cached under ``.cache/learning/`` by their settings and training data, so recipes

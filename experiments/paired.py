@@ -6,7 +6,7 @@ settings and ``rewards.accuracy_mode`` of ``--params``) and prints each model's 
 interval, the gain and its **paired** 95% bootstrap interval (the same questions resampled for both models), and,
 with ``--train-categories``, both models on the trained and on the held-out tasks. Appends a record to ``--out``.
 
-    embodied-r profile cpu-long && cp params.yaml /tmp/cpu-long.yaml && git checkout params.yaml
+    embodied-r profile cpu-long --out /tmp/cpu-long.yaml   # params.yaml left as it is
     .venv/bin/python -m experiments.paired .cache/learning/warm-<key>/final .cache/learning/grpo-<key>/final \\
         --params /tmp/cpu-long.yaml --train-categories action_generation,obj_appearance_order
 """

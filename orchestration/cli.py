@@ -22,6 +22,8 @@ log = logging.getLogger("embodied_r")
 
 #: The run tag that names a run's partition (what ``dg.materialize(partition_key=...)`` sets).
 PARTITION_TAG = "dagster/partition"
+#: The run tag naming the profiles composed on top of the params file (``--profile``), as the ``profile`` key does.
+PROFILE_TAG = "embodied_r/profile"
 
 _DAGSTER_YAML = """\
 # Dagster instance of this checkout (created by embodied-r; git-ignored).
@@ -48,14 +50,18 @@ def cmd_materialize(args: argparse.Namespace) -> int:
 
     import dagster as dg
 
-    from embodied_r.config import load_params
+    from embodied_r.profiles import profile_names
     from orchestration.definitions import build_definitions, executor_for
     from orchestration.resources import ProjectResource
 
-    params = load_params(root / args.params)  # fail fast, before Dagster starts, on a bad params file
+    # The assets read the params file given here, with the profiles on top (nothing written): the resource's
+    # explicit config, passed to every run.
+    profiles = ",".join(profile_names(args.profile))
+    project = ProjectResource(root=str(root), params_file=args.params, profiles=profiles)
+    params = project.load_params()  # fail fast, before Dagster starts, on a bad params file or profile
     executor_for(params.orchestration)  # and on an executor that cannot be imported
-    # The assets read the params file given here: the resource's explicit config, passed to every run.
-    project = ProjectResource(root=str(root), params_file=args.params)
+    if profiles:
+        print(f"params: {args.params} with profile(s) {profiles} on top, not written (profile {params.profile!r})")
     defs = build_definitions(project)
     try:
         graph, keys, per_video_keys = _resolve(defs, args.assets)
@@ -72,6 +78,8 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         return 2
     instance = dg.DagsterInstance.get()
     tags = dict(t.split("=", 1) for t in args.tag)
+    if profiles:  # which params the run read, in its tags (the UI's runs list and filter)
+        tags.setdefault(PROFILE_TAG, params.profile)
     # Quiet by default: Dagster's console logger would print every step failure with its whole stack trace; the
     # run's warnings are replayed after it (_print_run_warnings) and a failure is one paragraph (_report_failure).
     level = "CRITICAL" if args.verbose == 0 else "INFO" if args.verbose == 1 else "DEBUG"
@@ -150,7 +158,12 @@ def _execute(defs, settings, selection: list, *, instance, partition_key: str | 
     job = dg.build_reconstructable_job(
         "orchestration.definitions",
         "materialization_job",
-        reconstructable_kwargs={"root": project.root, "params_file": project.params_file, "selection": names},
+        reconstructable_kwargs={
+            "root": project.root,
+            "params_file": project.params_file,
+            "selection": names,
+            "profiles": project.profiles,
+        },
     )
     if partition_key is not None:
         tags = {**tags, PARTITION_TAG: partition_key}
@@ -295,15 +308,18 @@ def dagster_ui_argv(host: str, port: int) -> list[str]:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     from embodied_r.config import load_params
+    from embodied_r.profiles import compose_profiles, profile_names
     from embodied_r.services import run_service
 
     root = Path(args.root).resolve()
-    load_params(root / args.params)  # the UI's runs read this file: a bad one fails here, not in every run
+    names = profile_names(args.profile)
+    # The UI's runs read this file, with the profiles on top: a bad one fails here, not in every run.
+    compose_profiles(root, names, args.params) if names else load_params(root / args.params)
     home = ensure_dagster_home(root)
-    from orchestration.definitions import UI_PARAMS_ENV, UI_ROOT_ENV
+    from orchestration.definitions import UI_PARAMS_ENV, UI_PROFILES_ENV, UI_ROOT_ENV
 
-    # The code location `dagster dev` loads reads these two, declared as dg.EnvVar in orchestration.definitions.
-    env = {**os.environ, UI_ROOT_ENV: str(root), UI_PARAMS_ENV: args.params}
+    # The code location `dagster dev` loads reads these (orchestration.definitions).
+    env = {**os.environ, UI_ROOT_ENV: str(root), UI_PARAMS_ENV: args.params, UI_PROFILES_ENV: ",".join(names)}
     argv = dagster_ui_argv(args.host, args.port)
     return run_service(
         "dagster-ui", argv, home, env, host=args.host, port=args.port, on_start=_announce("Dagster", args)
@@ -380,6 +396,9 @@ def cmd_remote(args: argparse.Namespace) -> int:
     return 0
 
 
+_PROFILE_HELP = "profile(s) composed in order on top of the params file for the runs (a,b or repeated); not written"
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add the Dagster-driving commands to the library parser's subcommands."""
     p = sub.add_parser(
@@ -393,9 +412,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--all-partitions", action="store_true", help="every video of <data_dir>/raw/videos.json, in one run"
     )
     p.add_argument("--tag", action="append", default=[], help="run tag KEY=VALUE (repeatable)")
+    p.add_argument("--profile", action="append", default=[], help=_PROFILE_HELP)
     p.set_defaults(func=cmd_materialize)
 
     p = sub.add_parser("ui", help="start the Dagster UI (foreground)")
+    p.add_argument("--profile", action="append", default=[], help=_PROFILE_HELP)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=3000)
     p.set_defaults(func=cmd_ui)

@@ -39,9 +39,10 @@ from orchestration import checks  # noqa: E402
 from orchestration.assets import data, evaluation, grpo, keyframes, perception, supervised, training  # noqa: E402
 from orchestration.resources import MlflowResource, ProjectResource  # noqa: E402
 
-#: The environment variables the UI's code location reads the project root and params file from.
+#: The environment variables the UI's code location reads the project root, params file and profiles from.
 UI_ROOT_ENV = "EMBODIED_R_ROOT"
 UI_PARAMS_ENV = "EMBODIED_R_PARAMS"
+UI_PROFILES_ENV = "EMBODIED_R_PROFILES"
 
 ASSETS = [
     data.raw_videos,
@@ -107,14 +108,14 @@ def build_definitions(
     )
 
 
-def materialization_job(root: str, params_file: str, selection: list[str]) -> dg.JobDefinition:
+def materialization_job(root: str, params_file: str, selection: list[str], profiles: str = "") -> dg.JobDefinition:
     """The job ``embodied-r materialize`` runs on a non-in-process executor: ``selection`` of the project at
-    ``root`` with ``params_file``, on the executor its ``orchestration`` section names.
+    ``root`` with ``params_file`` (and ``profiles`` on top), on the executor its ``orchestration`` section names.
 
     Dagster rebuilds it by name from these arguments in every step's process (``dg.build_reconstructable_job``),
-    so each process reads the same params file and nothing travels through the environment.
+    so each process reads the same params and nothing travels through the environment.
     """
-    project = ProjectResource(root=root, params_file=params_file)
+    project = ProjectResource(root=root, params_file=params_file, profiles=profiles)
     executor = executor_for(project.load_params().orchestration)
     job = dg.define_asset_job(MATERIALIZATION_JOB, selection=selection, executor_def=executor)
     return build_definitions(project, executor, jobs=[job]).resolve_job_def(MATERIALIZATION_JOB)
@@ -125,11 +126,21 @@ def _ui_executor() -> dg.ExecutorDefinition:
     root = dg.EnvVar(UI_ROOT_ENV).get_value()
     if not root:  # `dagster definitions validate` and imports by tests: no project named, nothing runs
         return dg.in_process_executor
-    project = ProjectResource(root=root, params_file=dg.EnvVar(UI_PARAMS_ENV).get_value() or "params.yaml")
+    project = ProjectResource(
+        root=root,
+        params_file=dg.EnvVar(UI_PARAMS_ENV).get_value() or "params.yaml",
+        profiles=dg.EnvVar(UI_PROFILES_ENV).get_value() or "",
+    )
     return executor_for(project.load_params().orchestration)
 
 
-#: What ``dagster dev`` loads (``embodied-r ui``): the project named by the two declared environment variables.
+#: What ``dagster dev`` loads (``embodied-r ui``): the project named by the declared environment variables. The
+#: profiles are a value, not an EnvVar, so the UI's resource page shows them (and `dagster dev` alone needs none).
 defs = build_definitions(
-    ProjectResource(root=dg.EnvVar(UI_ROOT_ENV), params_file=dg.EnvVar(UI_PARAMS_ENV)), _ui_executor()
+    ProjectResource(
+        root=dg.EnvVar(UI_ROOT_ENV),
+        params_file=dg.EnvVar(UI_PARAMS_ENV),
+        profiles=dg.EnvVar(UI_PROFILES_ENV).get_value() or "",
+    ),
+    _ui_executor(),
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -235,3 +236,76 @@ def test_an_executor_that_cannot_be_imported_is_one_line_before_anything_runs(
     assert err.startswith("orchestration.executor 'dagster_k8s:k8s_job_executor' cannot be imported")
     assert "pip install" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not (tiny_project / "data").exists()
+
+
+def _profiles(root: Path) -> None:
+    """Two profiles to compose in ``root``: one sets a key of its own and one the other sets too."""
+    (root / "profiles").mkdir()
+    (root / "profiles" / "fewer.yaml").write_text("# fewer\nsynthetic:\n  questions_per_video: 4\n  scenes: 2\n")
+    elsewhere = {"data_dir": "other-data", "synthetic": {"scenes": 3}, "orchestration": {"executor": "multiprocess"}}
+    (root / "profiles" / "elsewhere.yaml").write_text("# elsewhere\n" + yaml.safe_dump(elsewhere))
+
+
+@pytest.mark.slow
+def test_materialize_with_profiles_runs_on_their_composition_tags_the_run_and_writes_no_params(
+    tiny_project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    """Issue 37 item 4: ``--profile a,b`` composes on top of the params file for Dagster's runs, params.yaml
+    untouched; the multiprocess executor (the profile's) rebuilds the job with the profiles in every step."""
+    import dagster as dg
+
+    from orchestration.cli import PROFILE_TAG
+
+    home = tiny_project / ".dagster_home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    _profiles(tiny_project)
+    before = (tiny_project / "params.yaml").read_bytes()
+    argv = ["--root", str(tiny_project), "materialize", "raw_videos", "--profile", "fewer,elsewhere"]
+    assert main(argv) == 0
+    assert (
+        "with profile(s) fewer,elsewhere on top, not written (profile 'test+fewer+elsewhere')"
+        in capsys.readouterr().out
+    )
+    assert (tiny_project / "params.yaml").read_bytes() == before
+    summary = json.loads((tiny_project / "other-data" / "raw" / "summary.json").read_text())
+    assert summary["videos"] == 3 and 0 < summary["questions"] <= 3 * 4, "elsewhere's 3 scenes won; fewer's 4"
+    assert not (tiny_project / "data").exists()
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        (run,) = instance.get_runs()
+        starts = [e for e in instance.all_logs(run.run_id) if e.is_dagster_event and e.dagster_event.is_step_start]
+    assert run.tags[PROFILE_TAG] == "test+fewer+elsewhere"
+    assert starts and all(e.dagster_event.pid != os.getpid() for e in starts), "the profile's executor ran it"
+
+
+def test_an_unknown_profile_fails_materialize_and_ui_before_anything_starts(
+    tiny_project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    monkeypatch.setenv("DAGSTER_HOME", str(tiny_project / ".dagster_home"))
+    _profiles(tiny_project)
+    assert main(["--root", str(tiny_project), "materialize", "raw_videos", "--profile", "fewer,nope"]) == 2
+    assert "unknown profile 'nope'; available: demo, elsewhere, fewer" in capsys.readouterr().err
+    assert main(["--root", str(tiny_project), "ui", "--profile", "nope", "--port", "1"]) == 2
+    assert "unknown profile 'nope'" in capsys.readouterr().err
+    assert not (tiny_project / "data").exists()
+
+
+def test_the_ui_code_location_reads_the_profiles_embodied_r_ui_names(tiny_project: Path):
+    """``embodied-r ui --profile`` passes them in EMBODIED_R_PROFILES; the code location shows them as the project
+    resource's config and its runs read (and run on the executor of) the composition."""
+    import subprocess
+    import sys
+
+    from orchestration.definitions import UI_PARAMS_ENV, UI_PROFILES_ENV, UI_ROOT_ENV
+    from tests.conftest import PROJECT_ROOT
+
+    _profiles(tiny_project)
+    code = (
+        "from orchestration.definitions import defs\n"
+        "print(defs.resources['project'].profiles, defs.resolve_implicit_global_asset_job_def().executor_def.name)"
+    )
+    env = {**os.environ, UI_ROOT_ENV: str(tiny_project), UI_PARAMS_ENV: "params.yaml", UI_PROFILES_ENV: "elsewhere"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=180
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[-2:] == ["elsewhere", "multiprocess"]

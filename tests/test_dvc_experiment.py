@@ -160,3 +160,15 @@ def test_a_bad_profile_fails_before_dvc_runs_and_names_the_key(tmp_path: Path):
         not (root / "started").exists()
         and _run(["git", "status", "--porcelain"], root).stdout == "?? profiles/broken.yaml\n"
     )
+
+
+def test_make_demo_runs_a_profile_through_embodied_r_demo_and_without_one_is_dvc_repro():
+    def planned(*variables: str) -> list[str]:
+        proc = _run(["make", "-n", "demo", *variables], PROJECT_ROOT)  # -n: prints the recipes, runs nothing
+        return [line.strip() for line in proc.stdout.splitlines()]
+
+    assert "embodied-r demo --profile tiny,cpu-long" in planned("PROFILE=tiny,cpu-long")
+    assert "embodied-r demo --profile cpu-long --keep" in planned("PROFILE=cpu-long", "KEEP=1")
+    plain = planned()
+    assert "dvc repro" in plain and "embodied-r summary" in plain
+    assert not any(line.startswith("embodied-r demo") for line in plain)

@@ -162,3 +162,14 @@ def test_cli_profile_writes_several_composed_with_comments_kept(project, capsys)
     assert (written.profile, written.synthetic.seed, written.synthetic.questions_per_video) == ("tiny+fewer", 7, 4)
     assert "# embodied-r — the single source of configuration" in (project / "params.yaml").read_text()
     assert main(["--root", str(project), "profile", "tiny,fewer"]) == 0, "the same composition again is fine"
+
+
+def test_cli_profile_out_writes_a_copy_and_leaves_params_yaml(project, capsys):
+    before = (project / "params.yaml").read_text()
+    out = project / "elsewhere" / "cpu-long.yaml"
+    out.parent.mkdir()
+    assert main(["--root", str(project), "profile", "cpu-long", "--out", str(out)]) == 0
+    assert (project / "params.yaml").read_text() == before
+    written = load_params(out)
+    assert (written.profile, written.grpo.max_steps) == ("cpu-long", 160)
+    assert "# embodied-r — the single source of configuration" in out.read_text(), "comments kept"

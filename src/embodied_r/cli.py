@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -64,9 +65,15 @@ def cmd_profile(args: argparse.Namespace) -> int:
             print(f"{name:10s} {description}")
         return 0
     composition = compose_profiles(root, args.names, args.params)  # validated before the file is touched
+    print(composition.describe())
+    if args.out:  # a copy for tools that take --params (experiments/); params.yaml untouched
+        out = Path(args.out)
+        shutil.copyfile(root / args.params, out)
+        write_composition(out, composition, root)
+        print(f"{out}: {args.params} with profile {composition.name!r} ({args.params} unchanged)")
+        return 0
     check_stacking(composition, args.params, force=args.force)
     write_composition(root / args.params, composition, root)
-    print(composition.describe())
     print(
         f"{args.params}: profile {composition.name!r} written; `dvc repro` reruns what it changed "
         f"(to run under it without writing {args.params}: `embodied-r demo --profile {','.join(composition.names)}`)"
@@ -203,6 +210,7 @@ def build_parser(extra_commands: CommandAdder | None = None) -> argparse.Argumen
     )
     p.add_argument("names", nargs="*", help="profiles to compose and write (a later one wins); none = list them")
     p.add_argument("--force", action="store_true", help="write on top of a params.yaml that is not the demo")
+    p.add_argument("--out", help="write the composition to this file instead (params.yaml left as it is)")
     p.set_defaults(func=cmd_profile)
 
     p = sub.add_parser(

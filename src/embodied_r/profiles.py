@@ -109,7 +109,10 @@ def compose_profiles(root: Path, names: Iterable[str], params_file: str | Path =
     an invalid result raises :class:`~embodied_r.config.ParamsError` naming the profiles and the bad key.
     """
     names = tuple(name for name in profile_names(list(names)) if name != DEFAULT_PROFILE)
-    data = read_yaml_mapping(root / params_file)
+    path = root / params_file
+    if not path.is_file():
+        raise ParamsError(f"{path}: no such params file (run from the project root or pass --params)")
+    data = read_yaml_mapping(path)
     base = str(data.get("profile", DEFAULT_PROFILE))
     set_by: dict[str, str] = {}
     lines: list[str] = []
