@@ -82,11 +82,23 @@ def files_restored(paths: Sequence[Path], *, keep: bool) -> Iterator[None]:
         yield
     finally:
         if not keep:
-            for path, content in before.items():
-                if content is None:
-                    path.unlink(missing_ok=True)
-                else:
-                    path.write_bytes(content)
+            with _signals_ignored():  # a second Ctrl-C must not leave a file half restored
+                for path, content in before.items():
+                    if content is None:
+                        path.unlink(missing_ok=True)
+                    else:
+                        path.write_bytes(content)
+
+
+@contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """Ctrl-C and SIGTERM ignored inside (they are what is being cleaned up after)."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @contextmanager
@@ -112,16 +124,17 @@ def _wait(proc: subprocess.Popen) -> int:
     try:
         return proc.wait()
     except KeyboardInterrupt:
-        for send, grace in ((signal.SIGINT, STOP_GRACE_SECONDS), (signal.SIGTERM, 10.0), (signal.SIGKILL, None)):
-            try:
-                os.killpg(proc.pid, send)
-            except ProcessLookupError:  # the whole group is gone
-                break
-            try:
-                proc.wait(timeout=grace)
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        with _signals_ignored():  # DVC must be stopped before the files are restored, or it may write after them
+            for send, grace in ((signal.SIGINT, STOP_GRACE_SECONDS), (signal.SIGTERM, 10.0), (signal.SIGKILL, None)):
+                try:
+                    os.killpg(proc.pid, send)
+                except ProcessLookupError:  # the whole group is gone
+                    break
+                try:
+                    proc.wait(timeout=grace)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
         raise
 
 
@@ -153,7 +166,7 @@ def run_profile_experiment(
     name = name or default_name(composition)
     git_before = _git_changes(root)
     argv = [dvc, "exp", "run", "-n", name, *targets]
-    with files_restored([root / params_file, root / LOCK_FILE], keep=keep), _sigterm_as_interrupt():
+    with _sigterm_as_interrupt(), files_restored([root / params_file, root / LOCK_FILE], keep=keep):
         write_composition(root / params_file, composition, root)
         log.info("running %s", " ".join(argv))
         sys.stdout.flush()  # our lines before DVC's, which writes to the same terminal
