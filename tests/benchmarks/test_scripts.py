@@ -24,7 +24,7 @@ def _runs(w: dict[str, Path]) -> dict[str, tuple[list[str], str]]:
     rows = data + "/training_set/"
     return {
         "grpo": (["--rounds", "2", "--steps", "2"], "overhead per round: median"),
-        "keyframes": (["--n", "1", "--seconds", "3", "--repeat", "1"], "identical indices yes"),
+        "keyframes": (["--n", "1", "--seconds", "3", "--repeat", "1", "--breakdown"], "identical indices yes"),
         "perception": (["--root", str(w["root"])], "per_question"),
         "prefix": (
             ["--model", model, "--rows", rows + "test.jsonl", "--n", "4", "--rounds", "1"],

@@ -7,6 +7,7 @@ OpenCV decode reads, and the key frames must be the independent implementation's
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -15,8 +16,9 @@ import pytest
 from reference_impl import decode_all, reference_keyframes
 
 from embodied_r.config import KeyframesConfig
-from embodied_r.keyframes import extract_keyframes, iter_frames, probe_video, sample_step
+from embodied_r.keyframes import extract_keyframes, iter_frames, probe_video, sample_indices, sample_step
 from embodied_r.keyframes.synthetic import pan, render_frame
+from embodied_r.keyframes.video import DENSE_DECODE_PER_SAMPLE, decode_plan
 
 imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
 SIZE = (320, 240)
@@ -55,3 +57,24 @@ def test_h264_key_frames_match_the_independent_implementation(h264_video):
     result = extract_keyframes(h264_video, KeyframesConfig())
     assert result.indices == reference_keyframes(h264_video)
     assert 4 <= len(result.indices) <= 32 and result.indices[-1] == 399
+
+
+def test_h264_long_gop_gets_two_decoder_threads_and_the_same_frames_bitwise(h264_video):
+    """x264's default GOP (250) forces decoding nearly every frame: ``auto`` adds a decoder thread (where the
+    process may use two CPUs), and frame-threaded H.264 decoding is bit-exact, so the samples are identical."""
+    info = probe_video(h264_video)
+    indices = sample_indices(info.frames, info.fps, 1.0)
+    plan = decode_plan(h264_video, indices, "auto")
+    assert plan.frames_per_sample > DENSE_DECODE_PER_SAMPLE and plan.gop > 100
+    assert plan.threads == min(2, len(os.sched_getaffinity(0)))
+    old = list(iter_frames(h264_video, indices, chunk=4, num_threads=1))
+    new = list(iter_frames(h264_video, indices, chunk=4, num_threads="auto"))
+    assert [i for i, _ in new] == [i for i, _ in old] == indices
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(old, new, strict=True))
+
+
+def test_h264_key_frames_are_the_same_with_one_thread_and_auto(h264_video):
+    one = extract_keyframes(h264_video, KeyframesConfig(decode_threads=1))
+    auto = extract_keyframes(h264_video, KeyframesConfig(decode_threads="auto"))
+    assert auto.indices == one.indices and auto.sample_overlaps == one.sample_overlaps
+    assert all(np.array_equal(a, b) for a, b in zip(one.frames, auto.frames, strict=True))

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 from reference_impl import decode_all
 
+from embodied_r.config import KeyframesConfig
 from embodied_r.keyframes import VideoError, iter_frames, probe_video, sample_indices, sample_step
 from embodied_r.keyframes.synthetic import static, write_video
+from embodied_r.keyframes.video import DENSE_DECODE_PER_SAMPLE, decode_plan, frames_decoded_per_sample
 
 
 def test_probe_reads_container_facts(videos):
@@ -41,6 +43,30 @@ def test_decoded_frames_equal_sequential_decoding(videos):
     got = list(iter_frames(videos["rotate"], wanted, chunk=4))
     assert [i for i, _ in got] == wanted
     assert all(np.array_equal(frame, every[i]) for i, frame in got)
+
+
+def test_frames_decoded_per_sample_follows_seeks_and_straight_runs():
+    assert frames_decoded_per_sample([0, 12, 24, 36], [0, 30]) == 4.0  # 0; seek to 24, decode 24..30
+    assert frames_decoded_per_sample([0, 12, 24, 36], [0, 5, 30]) == 13 / 3  # 0..5 straight on; seek to 24
+    assert frames_decoded_per_sample([0], [0, 30, 60]) == 61 / 3  # one GOP: every frame up to the last sample
+
+
+def test_short_gop_mp4v_keeps_one_decoder_thread(videos):
+    """OpenCV's mp4v has an I-frame every 12 frames: a 1 fps sample costs a few decoded frames, so ``auto``
+    stays at one thread; an explicit number is taken as is."""
+    path = videos["rotate"]
+    indices = sample_indices(450, 30.0, 1.0)
+    plan = decode_plan(path, indices, "auto")
+    assert plan.gop == pytest.approx(12, abs=0.5) and plan.frames_per_sample < DENSE_DECODE_PER_SAMPLE
+    assert plan.threads == 1
+    assert decode_plan(path, indices, 3).threads == 3
+
+
+@pytest.mark.parametrize("value", ["many", -1, 1.5])
+def test_decode_threads_is_a_count_or_auto(value):
+    assert KeyframesConfig(decode_threads="auto").decode_threads == "auto"
+    with pytest.raises(ValueError, match="decode_threads"):
+        KeyframesConfig(decode_threads=value)
 
 
 def _assert_names(exc: pytest.ExceptionInfo, path) -> None:

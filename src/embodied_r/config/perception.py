@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -37,7 +37,11 @@ class KeyframesConfig(_Section):
         description="How clamping spaces frames: 'uniform' = positions round_half_up(i*(n-1)/(m-1)) (reference, "
         "default); 'official' = first, last and 1+round(i*(n-2)/(m-2)) as in the official constrained_sampling.",
     )
-    decode_threads: int = Field(1, ge=0, description="decord decoder threads (0 = FFmpeg's choice).")
+    decode_threads: Annotated[int, Field(ge=0)] | Literal["auto"] = Field(
+        "auto",
+        description="decord decoder threads (0 = FFmpeg's choice); 'auto' = 2 where the GOP forces decoding nearly "
+        "every frame (long-GOP H.264), else 1. No effect on the frames.",
+    )
     max_side: int | None = Field(
         None, ge=32, description="Shrink frames so the longer side is at most this; None = full frames (paper)."
     )

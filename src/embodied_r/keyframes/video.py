@@ -4,16 +4,26 @@ Decoding goes through decord (``VideoReader.get_batch``) in chunks, so memory ho
 frames plus the frames the caller decides to keep; the whole video is never materialised. Frames come
 out as BGR ``uint8`` arrays (OpenCV's convention), so ``cv2.imwrite`` and ``cv2.cvtColor(..., BGR2GRAY)``
 work on them directly.
+
+decord already decodes the least a codec allows: for each sample it seeks to the I-frame before it, or, when
+the previous sample lies in the same group of pictures, decodes forward from there; the frames in between are
+decoded (later frames need them) but never converted or copied. So where the GOP is short (OpenCV's mp4v: an
+I-frame every 12 frames) a 1 fps sample costs a few frames, and where it is long (x264's default: 250) every
+frame is decoded anyway. :func:`decode_plan` tells the two apart from the container's I-frame index and gives
+the dense case a second decoder thread (``keyframes.decode_threads: auto``); see ``docs/results.md``.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
+import os
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -199,12 +209,65 @@ def resize_max_side(frame: np.ndarray, max_side: int | None) -> np.ndarray:
     return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
 
+#: Frames decoded per sampled frame from which a video counts as dense (decoded nearly whole): below it, decoding a
+#: sample costs less than matching it (ORB + homography on one frame ~ 10+ decoded frames), so the background
+#: decode thread is not what the walk waits for and a second decoder thread would only add CPU.
+DENSE_DECODE_PER_SAMPLE = 8.0
+
+
+class DecodePlan(BaseModel):
+    """How :func:`iter_frames` decodes a video: ``threads`` for decord, and why (``frames_per_sample``).
+
+    ``frames_per_sample`` is what decord decodes per requested frame: from the I-frame before it, or from the
+    previous requested frame when that lies in the same group of pictures (``gop`` = mean I-frame distance).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    threads: int
+    frames_per_sample: float
+    gop: float
+
+
+def frames_decoded_per_sample(key_indices: Sequence[int], indices: Sequence[int]) -> float:
+    """Frames a seek-then-decode-forward reader decodes per frame of ``indices`` (ascending), given the I-frames.
+
+    >>> frames_decoded_per_sample([0, 250], [0, 25, 50, 75])  # one GOP: decoded straight through (76 frames)
+    19.0
+    >>> frames_decoded_per_sample([0, 12, 24, 36], [0, 25])  # short GOPs: seek to frame 24, decode 24 and 25
+    1.5
+    """
+    keys = sorted(key_indices) or [0]
+    decoded, position = 0, -1
+    for index in indices:
+        key = keys[max(0, bisect.bisect_right(keys, index) - 1)]
+        start = position + 1 if key <= position < index else key  # go on from the last frame, or seek
+        decoded += index - start + 1
+        position = index
+    return decoded / max(1, len(indices))
+
+
+def decode_plan(path: str | Path, indices: Sequence[int], num_threads: int | Literal["auto"] = "auto") -> DecodePlan:
+    """Choose decord's threads for ``indices`` of ``path``: a number is taken as is; ``"auto"`` gives two threads
+    (at most the CPUs this process may use) where the GOP forces decoding nearly every frame, one elsewhere."""
+    reader = _open_reader(Path(path))
+    keys = [int(k) for k in reader.get_key_indices()]
+    frames = len(reader)
+    per_sample = frames_decoded_per_sample(keys, indices)
+    if num_threads == "auto":
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        threads = min(2, cpus) if per_sample >= DENSE_DECODE_PER_SAMPLE else 1
+    else:
+        threads = int(num_threads)
+    return DecodePlan(threads=threads, frames_per_sample=per_sample, gop=frames / max(1, len(keys)))
+
+
 def iter_frames(
     path: str | Path,
     indices: Sequence[int],
     *,
     chunk: int = 32,
-    num_threads: int = 1,
+    num_threads: int | Literal["auto"] = 1,
     max_side: int | None = None,
     timer: list[float] | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
@@ -212,10 +275,13 @@ def iter_frames(
 
     Only the requested frames are decoded (decord seeks to the nearest key frame, then decodes forward).
     The next chunk is decoded in a background thread while the caller works on the current one (decord and
-    OpenCV release the GIL), so at most two chunks are in memory. When ``timer`` is given, seconds spent
-    decoding are added to ``timer[0]``.
+    OpenCV release the GIL), so at most two chunks are in memory. ``num_threads="auto"`` lets
+    :func:`decode_plan` choose decord's threads for this video (the frames are the same either way). When
+    ``timer`` is given, seconds spent decoding are added to ``timer[0]``.
     """
     path = Path(path)
+    if num_threads == "auto":
+        num_threads = decode_plan(path, indices, "auto").threads
     reader = _open_reader(path, num_threads=num_threads)
     chunks = [list(indices[start : start + chunk]) for start in range(0, len(indices), chunk)]
 
