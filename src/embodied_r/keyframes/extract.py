@@ -34,7 +34,8 @@ switch where it matters:
   / (m - 2))`` — biased towards the start (10 samples, 4 frames -> 0, 1, 5, 9); the reference asks for
   uniform spacing (-> 0, 3, 6, 9). Default ``uniform``; ``clamp_spacing="official"`` restores it.
 * the official code decodes every frame of the video into memory before sampling; here only the samples are
-  decoded (same pixels, see ``benchmarks/keyframes.py``).
+  decoded (same pixels, see ``benchmarks/keyframes.py``) — on H.264 with a long GOP every frame is still decoded,
+  only not converted or kept (``docs/results.md``, key frames on real codecs).
 """
 
 from __future__ import annotations
