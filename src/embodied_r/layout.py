@@ -67,6 +67,11 @@ class Layout:
         return self.data / "evaluation"
 
     @property
+    def predictions(self) -> Path:
+        """``predictions``: one JSONL of answers per inbox video."""
+        return self.data / "predictions"
+
+    @property
     def reports(self) -> Path:
         """Failure and exclusion reports that are not stage outputs of their own."""
         return self.data / "reports"

@@ -24,6 +24,7 @@ from embodied_r.config.params import (
     set_dotted,
 )
 from embodied_r.config.perception import DEFAULT_REFUSAL_PATTERNS, KeyframesConfig, PerceptionConfig, ValidationConfig
+from embodied_r.config.predictions import PredictionsConfig
 from embodied_r.config.runtime import OrchestrationConfig, StorageConfig, TrackingConfig
 from embodied_r.rewards.config import RewardsConfig
 from embodied_r.training.config import ColdStartConfig, GrpoTrainingConfig, SFTConfig
@@ -40,6 +41,7 @@ __all__ = [
     "Params",
     "ParamsError",
     "PerceptionConfig",
+    "PredictionsConfig",
     "RewardsConfig",
     "SFTConfig",
     "SourceConfig",

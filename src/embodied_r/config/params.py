@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from embodied_r.config.data import DataConfig, SplitConfig, SyntheticConfig, _sources_text
 from embodied_r.config.lm import EvaluationConfig, LMConfig, TrainingSetConfig
 from embodied_r.config.perception import KeyframesConfig, PerceptionConfig, ValidationConfig
+from embodied_r.config.predictions import PredictionsConfig
 from embodied_r.config.runtime import OrchestrationConfig, StorageConfig, TrackingConfig
 from embodied_r.config.section import _Section
 from embodied_r.errors import UserError
@@ -54,6 +55,8 @@ class Params(_Section):
     tracking: TrackingConfig = TrackingConfig()
     #: How Dagster executes a run (in-process by default); no effect on results.
     orchestration: OrchestrationConfig = OrchestrationConfig()
+    #: Batch predictions over new videos in an inbox (not in the paper; no effect on its results).
+    predictions: PredictionsConfig = PredictionsConfig()
     #: The DVC remote the data and models are shared through (``embodied-r remote`` applies it); no effect on results.
     storage: StorageConfig = StorageConfig()
 
