@@ -88,8 +88,20 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     for selection, partitioned in _runs(graph, args.assets, keys, per_video_keys, per_video=per_video):
         partition_tags: dict[str, str] = {}
         partition_key = None
+        from orchestration.assets import predictions as inbox
+
+        # The inbox's videos (``predictions``) are those of the inbox folder, not of the dataset.
+        of_inbox = partitioned and {graph.get(k).partitions_def for k in selection} == {inbox.inbox_partitions}
+        if of_inbox and args.all_partitions:
+            if not inbox.inbox_video_ids(project):  # nothing to answer is no failure: the DVC stage's empty output
+                inbox.ensure_empty_output(project)
+                print("the inbox holds no video with a question: nothing to predict")
+                continue
+            partition_tags = inbox.inbox_run_tags(instance, project)
+        elif of_inbox:
+            partition_key = inbox.inbox_run_key(instance, project, args.partition)
         # After raw_videos, when the same command runs it first: the videos are those of its videos.json.
-        if partitioned and args.all_partitions:
+        elif partitioned and args.all_partitions:
             from orchestration.partitions import all_videos_run_tags
 
             partition_tags = all_videos_run_tags(instance, project)
@@ -409,7 +421,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("assets", nargs="+", help="asset keys (or a Dagster selection) to materialize")
     p.add_argument("--partition", default=None, help="one video: its id, or its key <data_dir>::<video_id>")
     p.add_argument(
-        "--all-partitions", action="store_true", help="every video of <data_dir>/raw/videos.json, in one run"
+        "--all-partitions",
+        action="store_true",
+        help="every video of <data_dir>/raw/videos.json (predictions: of the inbox), in one run",
     )
     p.add_argument("--tag", action="append", default=[], help="run tag KEY=VALUE (repeatable)")
     p.add_argument("--profile", action="append", default=[], help=_PROFILE_HELP)

@@ -36,8 +36,9 @@ from embodied_r.errors import UserError
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 from orchestration import checks  # noqa: E402
-from orchestration.assets import data, evaluation, grpo, keyframes, perception, supervised, training  # noqa: E402
+from orchestration.assets import data, evaluation, grpo, keyframes, perception, predictions, supervised, training  # noqa: E402
 from orchestration.resources import MlflowResource, ProjectResource  # noqa: E402
+from orchestration.sensors import inbox_sensor, predictions_job  # noqa: E402
 
 #: The environment variables the UI's code location reads the project root, params file and profiles from.
 UI_ROOT_ENV = "EMBODIED_R_ROOT"
@@ -54,6 +55,7 @@ ASSETS = [
     supervised.sft_lm,
     grpo.grpo_lm,
     evaluation.evaluation_results,
+    predictions.predictions,
 ]
 ASSET_CHECKS = [checks.perception_data_checks]
 
@@ -102,7 +104,8 @@ def build_definitions(
     return dg.Definitions(
         assets=ASSETS,
         asset_checks=ASSET_CHECKS,
-        jobs=jobs or [],
+        jobs=[*(jobs or []), predictions_job],
+        sensors=[inbox_sensor],
         resources={"project": project, "mlflow": MlflowResource(project=project)},
         executor=executor or dg.in_process_executor,
     )

@@ -76,16 +76,19 @@ def video_ids_of(keys: Iterable[str], data_dir: str) -> list[str]:
     return [k[prefix:] for k in keys]
 
 
-def sync_dataset_partitions(instance: dg.DagsterInstance, data_dir: str, video_ids: Iterable[str]) -> tuple[int, int]:
-    """Make the dataset's ``videos`` partitions exactly ``video_ids``, contiguous; returns (added, removed).
+def sync_dataset_partitions(
+    instance: dg.DagsterInstance, data_dir: str, video_ids: Iterable[str], *, partitions: str = VIDEOS
+) -> tuple[int, int]:
+    """Make the dataset's ``videos`` partitions (or those named ``partitions``: the inbox's) exactly ``video_ids``,
+    contiguous; returns (added, removed).
 
     Other datasets' partitions are left alone; bare keys from before keys carried their dataset are removed.
     """
     wanted = [video_partition_key(data_dir, v) for v in sorted(set(video_ids))]
-    existing = list(instance.get_dynamic_partitions(VIDEOS))
+    existing = list(instance.get_dynamic_partitions(partitions))
     legacy = [k for k in existing if SEPARATOR not in k]
     for key in legacy:
-        instance.delete_dynamic_partition(VIDEOS, key)
+        instance.delete_dynamic_partition(partitions, key)
     existing = [k for k in existing if SEPARATOR in k]
     positions = [i for i, k in enumerate(existing) if _is_of(k, data_dir)]
     ours = [existing[i] for i in positions]
@@ -93,8 +96,8 @@ def sync_dataset_partitions(instance: dg.DagsterInstance, data_dir: str, video_i
     added, removed = len(set(wanted) - set(ours)), len(set(ours) - set(wanted)) + len(legacy)
     if set(ours) != set(wanted) or not contiguous:
         for key in ours:
-            instance.delete_dynamic_partition(VIDEOS, key)
-        instance.add_dynamic_partitions(VIDEOS, wanted)
+            instance.delete_dynamic_partition(partitions, key)
+        instance.add_dynamic_partitions(partitions, wanted)
     return added, removed
 
 

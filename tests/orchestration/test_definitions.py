@@ -81,6 +81,7 @@ LINEAGE = {
     "sft_lm": {"training_set", "base_lm"},
     "grpo_lm": {"training_set", "base_lm", "warm_lm"},
     "evaluation_results": {"grpo_lm", "warm_lm", "sft_lm", "base_lm", "training_set"},
+    "predictions": {"evaluation_results"},  # the champion evaluation_results promotes answers the inbox
 }
 
 
