@@ -125,7 +125,10 @@ def _unknown_model_text(client, model: str, name: str) -> str:
             f"--model {model}: no registered versions of {name!r} in the project's MLflow registry; "
             "train one (`embodied-r materialize grpo_lm`, or `dvc repro`) or give a model folder with --model"
         )
-    aliases = sorted({a for mv in versions for a in (mv.aliases or [])})
+    try:
+        aliases = sorted(client.get_registered_model(name).aliases)
+    except MlflowException:
+        aliases = []
     known = ", ".join(f"v{mv.version}" for mv in versions)
     return (
         f"--model {model}: no such version or alias of {name!r} (versions {known}; aliases "
@@ -133,13 +136,26 @@ def _unknown_model_text(client, model: str, name: str) -> str:
     )
 
 
+def _weights_folder(logged: Path) -> Path | None:
+    """The Hugging Face folder of a logged model: its pyfunc artifact ``model`` (named by MLflow after the folder
+    it was logged from), as its ``MLmodel`` file records it."""
+    import yaml
+
+    mlmodel = logged / "MLmodel"
+    if not mlmodel.is_file():
+        return None
+    flavor = (yaml.safe_load(mlmodel.read_text("utf-8")) or {}).get("flavors", {}).get("python_function", {})
+    path = (flavor.get("artifacts") or {}).get("model", {}).get("path")
+    return logged / path if path and _is_hf_folder(logged / path) else None
+
+
 def _downloaded(uri: str, target: Path, model: str) -> Path:
     """The Hugging Face folder of the logged model at ``uri``, downloaded into ``target`` unless already there."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    folder = target / "artifacts" / "model"
-    if _is_hf_folder(folder):
+    folder = _weights_folder(target)
+    if folder is not None:
         return folder
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -149,12 +165,12 @@ def _downloaded(uri: str, target: Path, model: str) -> Path:
     except (MlflowException, OSError) as exc:
         shutil.rmtree(partial, ignore_errors=True)
         raise InferenceError(f"--model {model}: its files could not be read from the MLflow store: {exc}") from None
-    if not _is_hf_folder(partial / "artifacts" / "model"):
+    if _weights_folder(partial) is None:
         shutil.rmtree(partial, ignore_errors=True)
-        raise InferenceError(f"--model {model}: not a model logged by the grpo_lm stage (no artifacts/model folder)")
+        raise InferenceError(f"--model {model}: not a model logged by the grpo_lm stage (no weights artifact `model`)")
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)  # complete, or not there: an interrupted download is never taken for a model
-    return folder
+    return _weights_folder(target)
 
 
 __all__ = ["Asker", "resolve_model"]

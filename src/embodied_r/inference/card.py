@@ -40,8 +40,13 @@ def _flat(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _short(value: Any, limit: int = 80) -> str:
-    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else _portable(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _portable(text: str) -> str:
+    """An absolute path (a local model folder) as ``<local folder NAME>``: no machine paths in the registry."""
+    return f"<local folder {Path(text).name}>" if Path(text).is_absolute() else text
 
 
 def deviations(params: Params) -> list[tuple[str, Any, Any]]:
@@ -111,7 +116,7 @@ def model_card(
         "",
         "## Recipe",
         "",
-        f"- base LM {params.lm.base}; cold start {'on' if params.cold_start.enabled else 'off'}; GRPO "
+        f"- base LM {_portable(params.lm.base)}; cold start {'on' if params.cold_start.enabled else 'off'}; GRPO "
         f"{grpo.max_steps} steps, {grpo.num_generations} generations, lr {grpo.learning_rate}",
         f"- perception: {params.perception.backend} ({params.perception.model}), {params.perception.mode}",
         f"- profile `{params.profile}`",

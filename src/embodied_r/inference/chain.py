@@ -83,6 +83,8 @@ class Answer:
     ``completion``: the whole assistant turn (with the think prefill the model was trained with).
     ``keyframe_indices`` / ``descriptions``: the key frames' frame numbers and the perception's text of each.
     ``model``: which model answered (``name vN`` for a registered version). ``seconds``: per stage.
+    ``prompt``: the chat messages the LM read (as a training row's ``prompt``), ``prompt_tokens`` their length;
+    ``truncated``: the completion hit ``evaluation.max_new_tokens``.
     """
 
     letter: str | None
@@ -93,9 +95,9 @@ class Answer:
     descriptions: list[str]
     model: str
     seconds: dict[str, float]
+    prompt: list[dict[str, str]] = field(default_factory=list)
     prompt_tokens: int = 0
     truncated: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict of every field."""
@@ -289,6 +291,7 @@ class Chain:
             descriptions=[frame.raw for frame in sample.frames],
             model=self.label,
             seconds={k: round(v, 3) for k, v in seconds.items()},
+            prompt=row.prompt,
             prompt_tokens=row.prompt_tokens,
             truncated=generation.truncated,
         )

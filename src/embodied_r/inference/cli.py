@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import textwrap
 from pathlib import Path
@@ -46,6 +47,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from embodied_r.config import load_params
     from embodied_r.inference import Asker, InferenceError
 
+    if args.verbose == 0:  # a failed question is one paragraph: not also each key frame's warning (-v shows them)
+        logging.getLogger("embodied_r.perception").setLevel(logging.ERROR)
     root = Path(args.root).resolve()
     params = load_params(root / args.params)
     model = args.model or DEFAULT_MODEL.format(name=params.tracking.registered_model)
@@ -70,7 +73,7 @@ def render_answer(answer: Answer) -> str:
         lines.append("Completion: " + textwrap.shorten(answer.completion, 600))
     lines += ["", f"Key frames {answer.keyframe_indices}:"]
     for index, text in zip(answer.keyframe_indices, answer.descriptions, strict=True):
-        lines.append(textwrap.shorten(f"  frame {index}: {text}", 160))
+        lines.append("  " + textwrap.shorten(f"frame {index}: {text}", 150))
     timing = ", ".join(f"{stage} {seconds:.2f}" for stage, seconds in answer.seconds.items())
     lines += ["", f"Seconds: {timing}"]
     return "\n".join(lines)
