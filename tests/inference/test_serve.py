@@ -83,6 +83,7 @@ def test_served_champion_answers_a_test_question_as_evaluation_did(tiny_lineage,
     assert answer["completion"].removesuffix(question.sample["completion"]) in ("", "<think>"), "the think prefill"
     assert answer["descriptions"] == question.descriptions
     assert answer["provenance"]["registered_model"] == "embodied-r-lm" and answer["provenance"]["run_id"]
+    assert answer["model"] == "embodied-r-lm v1" and answer["provenance"]["version"] == "1"
     assert bad["letter"] is None and "no video" in bad["error"]
 
 

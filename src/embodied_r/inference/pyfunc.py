@@ -45,6 +45,9 @@ class EmbodiedRChain(_PythonModel):
     def load_context(self, context) -> None:
         settings = InferenceSettings.model_validate_json(Path(context.artifacts["settings"]).read_text("utf-8"))
         self.provenance = dict(context.model_config or {})
+        version = _registered_version(self.provenance)
+        if version is not None:  # logged before it was registered: the registry knows its number
+            self.provenance.update(version=version, label=f"{self.provenance['registered_model']} v{version}")
         work = Path(tempfile.mkdtemp(prefix="embodied-r-serve-"))  # key frames and perception cache of this process
         self.chain = Chain(
             settings,
@@ -86,6 +89,21 @@ class EmbodiedRChain(_PythonModel):
                 raise InferenceError(f"request row {i}: video_base64 is not base64 ({exc})") from None
             return target
         raise InferenceError(f"request row {i}: no video: give `video` (a path on the server) or `video_base64`")
+
+
+def _registered_version(provenance: dict[str, Any]) -> str | None:
+    """The registry's version of the model logged in ``provenance``'s run (``None``: unknown, or not one version)."""
+    name, run_id = provenance.get("registered_model"), provenance.get("run_id")
+    if not name or not run_id:
+        return None
+    try:
+        import mlflow
+
+        versions = mlflow.MlflowClient().search_model_versions(f"name='{name}' and run_id='{run_id}'")
+    except Exception as exc:  # a served copy without its registry still answers, named by its run
+        log.info("no registry version for run %s: %s", run_id, exc)
+        return None
+    return str(versions[0].version) if len(versions) == 1 else None
 
 
 def _present(value: Any) -> str | None:
