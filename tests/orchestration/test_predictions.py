@@ -141,7 +141,7 @@ def test_inbox_sensor_answers_new_videos_with_the_champion(tiny_pipeline, monkey
     assert not failed.success
     failure = next(e for e in failed.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
     message = failure.step_failure_data.user_failure_data.description
-    assert "broken.mp4" in message and "Replace the file" in message
+    assert "broken.mp4" in message and "unreadable_video" in message and "remove it and its questions" in message
     assert not (root / "data" / "predictions" / "broken.jsonl").exists()
 
     # The DVC stage's command: every inbox video in one run, the bad one failing alone (exit 1), then without it.
@@ -158,3 +158,13 @@ def test_an_empty_inbox_is_an_empty_output(tiny_project, monkeypatch, capsys):
     assert main(["--root", str(tiny_project), "materialize", "predictions", "--all-partitions"]) == 0
     assert "nothing to predict" in capsys.readouterr().out
     assert list((tiny_project / "data" / "predictions").iterdir()) == []
+
+
+def test_the_sensor_is_in_the_code_location_stopped_until_started():
+    """Visible in the UI (Automation) with its job; stopped by default: each dropped file costs an inference."""
+    from orchestration.definitions import defs
+
+    sensor = defs.resolve_sensor_def("inbox_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
+    assert sensor.job_name == "predictions_job"
+    assert defs.resolve_job_def("predictions_job").partitions_def.name == INBOX_VIDEOS

@@ -141,11 +141,10 @@ def predict_video(params: Params, layout: Layout, video_id: str, asker: Any, inb
             f'"video_id": "{video_id}" (Question_id, video_id, question with its A. B. ... lines)'
         )
     problem = keyframe_refusal(video.path, params.keyframes)
-    if problem is not None:
+    if problem is not None:  # the key-frame stage's own rule and message (what is wrong, how to fix the file)
         raise BadVideoError(
-            f"inbox video {video_id!r} ({video.path}) cannot be used ({problem.reason}): {problem} Replace the "
-            f"file with a readable video of at least keyframes.min_frames sampled frames (a replaced file is "
-            f"answered again), or remove it and its questions from {inbox.folder}"
+            f"inbox video {video_id!r} cannot be used ({problem.reason}): {problem} A replaced file is answered "
+            f"again; or remove it and its questions from {inbox.folder}"
         )
     start = time.perf_counter()
     rows: list[dict[str, Any]] = []
@@ -215,7 +214,6 @@ def predict_videos(params: Params, layout: Layout, video_ids: Iterable[str]) -> 
     for video_id in video_ids:
         try:
             run.outcomes[video_id] = predict_video(params, layout, video_id, asker, inbox, version=version)
-        except UserError as exc:
-            log.error("%s", exc)
+        except UserError as exc:  # reported by the caller (the asset fails naming each video), the rest go on
             run.failures[video_id] = str(exc)
     return run
