@@ -41,7 +41,7 @@ class Layout:
 
     @property
     def models(self) -> Path:
-        """Pointers to models (the weights live in the model cache or the MLflow registry)."""
+        """The model stages' pointers (``<stage>.json``) and model folders (``<stage>/``), all DVC outputs."""
         return self.data / "models"
 
     @property
