@@ -161,12 +161,9 @@ def recording_view(model: BaseModel, on_read: OnRead, path: str = "") -> BaseMod
     """``model`` (validated params or a section at ``path``) as a view that calls ``on_read(dotted key)`` on
     each value read; the model itself is not changed. See the module docstring for what counts as a read."""
     view_cls = _view_class(type(model), path, on_read)
-    view = view_cls.__new__(view_cls)
     values = {
         name: recording_view(value, on_read, _join(path, name)) if _is_section(value) else value
         for name, value in model.__dict__.items()
     }
-    object.__setattr__(view, "__dict__", values)
-    for slot in ("__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__"):
-        object.__setattr__(view, slot, getattr(model, slot, None))
-    return view
+    # Built with pydantic's own constructor for already-validated values: nothing is validated twice or mutated.
+    return view_cls.model_construct(_fields_set=set(model.model_fields_set), **values)
