@@ -60,6 +60,10 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     project = ProjectResource(root=str(root), params_file=args.params, profiles=profiles)
     params = project.load_params()  # fail fast, before Dagster starts, on a bad params file or profile
     executor_for(params.orchestration)  # and on an executor that cannot be imported
+    # Before any step allocates (and before torch loads): the allocator and threads of params' runtime section.
+    from embodied_r.runtime import tune_process
+
+    tune_process(params.runtime)
     if profiles:
         print(f"params: {args.params} with profile(s) {profiles} on top, not written (profile {params.profile!r})")
     defs = build_definitions(project)

@@ -7,7 +7,7 @@ and the keys that are allowed. Defaults are the paper's values; where the projec
 
 One module per part of the pipeline: ``data.py`` (``synthetic``, ``data``, ``split``), ``perception.py``
 (``keyframes``, ``perception``, ``validation``), ``lm.py`` (``lm``, ``training_set``, ``evaluation``),
-``runtime.py`` (``tracking``, ``orchestration``); the reward and training sections live beside their code
+``runtime.py`` (``tracking``, ``orchestration``, ``runtime``); the reward and training sections live beside their code
 (:mod:`embodied_r.rewards.config`, :mod:`embodied_r.training.config`), torch-free. ``params.py`` holds the
 whole (:class:`Params`), the checks across sections and the loading (:func:`load_params`, :func:`parse_params`).
 """
@@ -25,7 +25,7 @@ from embodied_r.config.params import (
 )
 from embodied_r.config.perception import DEFAULT_REFUSAL_PATTERNS, KeyframesConfig, PerceptionConfig, ValidationConfig
 from embodied_r.config.predictions import PredictionsConfig
-from embodied_r.config.runtime import OrchestrationConfig, StorageConfig, TrackingConfig
+from embodied_r.config.runtime import OrchestrationConfig, RuntimeConfig, StorageConfig, TrackingConfig
 from embodied_r.rewards.config import RewardsConfig
 from embodied_r.training.config import ColdStartConfig, GrpoTrainingConfig, SFTConfig
 
@@ -43,6 +43,7 @@ __all__ = [
     "PerceptionConfig",
     "PredictionsConfig",
     "RewardsConfig",
+    "RuntimeConfig",
     "SFTConfig",
     "SourceConfig",
     "SplitConfig",

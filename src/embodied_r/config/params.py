@@ -17,7 +17,7 @@ from embodied_r.config.data import DataConfig, SplitConfig, SyntheticConfig, _so
 from embodied_r.config.lm import EvaluationConfig, LMConfig, TrainingSetConfig
 from embodied_r.config.perception import KeyframesConfig, PerceptionConfig, ValidationConfig
 from embodied_r.config.predictions import PredictionsConfig
-from embodied_r.config.runtime import OrchestrationConfig, StorageConfig, TrackingConfig
+from embodied_r.config.runtime import OrchestrationConfig, RuntimeConfig, StorageConfig, TrackingConfig
 from embodied_r.config.section import _Section
 from embodied_r.errors import UserError
 from embodied_r.rewards.config import RewardsConfig
@@ -55,10 +55,12 @@ class Params(_Section):
     tracking: TrackingConfig = TrackingConfig()
     #: How Dagster executes a run (in-process by default); no effect on results.
     orchestration: OrchestrationConfig = OrchestrationConfig()
-    #: Batch predictions over new videos in an inbox (not in the paper; no effect on its results).
-    predictions: PredictionsConfig = PredictionsConfig()
     #: The DVC remote the data and models are shared through (``embodied-r remote`` applies it); no effect on results.
     storage: StorageConfig = StorageConfig()
+    #: Each stage process's allocator and threads (not in the paper; no effect on results).
+    runtime: RuntimeConfig = RuntimeConfig()
+    #: Batch predictions over new videos in an inbox (not in the paper; no effect on its results).
+    predictions: PredictionsConfig = PredictionsConfig()
 
     @model_validator(mode="after")
     def _option_text_answers_are_read(self) -> Params:

@@ -63,6 +63,25 @@ class OrchestrationConfig(_Section):
         return self
 
 
+class RuntimeConfig(_Section):
+    """How each stage's process sets up its allocator and threads (:func:`embodied_r.runtime.tune_process`).
+
+    Not in the paper (a GPU run has no such knobs); no effect on results, only on speed. The defaults are what
+    ``benchmarks/allocator.py`` measured best on a 2-core CPU (docs/roofline.md, 2026-12-07).
+    """
+
+    malloc_keep_freed: bool = Field(
+        True,
+        description="glibc: freed memory stays in the heap for reuse (M_MMAP_MAX 0) instead of being unmapped and "
+        "faulted in again every step; false = glibc's defaults. No effect elsewhere than glibc.",
+    )
+    malloc_trim_threshold_mb: int = Field(
+        1024, ge=0, le=2047, description="malloc_keep_freed: free heap top kept before it is returned to the OS."
+    )
+    malloc_arena_max: int = Field(0, ge=0, description="glibc malloc arenas; 0 = glibc's default (8 per core).")
+    torch_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 = torch's default (one per core).")
+
+
 #: ``storage.options`` keys that hold secrets (DVC's names): they belong in ``.dvc/config.local``, never in params.
 _CREDENTIAL_WORDS = ("secret", "password", "passphrase", "token", "access_key", "account_key", "connection_string",
                      "sas")  # fmt: skip

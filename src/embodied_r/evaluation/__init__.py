@@ -7,8 +7,22 @@
 * :mod:`.promotion` — the ``champion`` alias in the MLflow registry (import it explicitly; it needs mlflow).
 """
 
-from embodied_r.evaluation.generate import EvalResult, compare, evaluate_model, generate_completions
+from typing import Any
+
 from embodied_r.evaluation.metrics import aggregate, bootstrap_ci, chance_level, score_sample
+
+#: Loaded on first use: :mod:`.generate` imports torch, which the stages that only read results (and every stage's
+#: process, through the Dagster definitions) need not load (issue 40: start-up cost).
+_GENERATE_NAMES = ("EvalResult", "compare", "evaluate_model", "generate_completions")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _GENERATE_NAMES:
+        from embodied_r.evaluation import generate
+
+        return getattr(generate, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "EvalResult",

@@ -32,8 +32,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from transformers import TrainerCallback
-
 log = logging.getLogger(__name__)
 
 #: Written last into a checkpoint folder: its presence (and the file sizes it lists) makes the checkpoint complete.
@@ -148,24 +146,36 @@ def prune_checkpoints(output_dir: str | Path, keep: int | None) -> list[Path]:
     return deleted
 
 
-class CompleteCheckpointCallback(TrainerCallback):
-    """Marks each checkpoint complete once transformers has saved it, then rotates old checkpoints.
+def __getattr__(name: str) -> Any:
+    """:class:`CompleteCheckpointCallback`, built on first use: it subclasses transformers' ``TrainerCallback``, and
+    importing this module (the writer lock that every stage's process takes) must not load transformers and torch
+    (seconds of start-up for the stages that never train; issue 40)."""
+    if name != "CompleteCheckpointCallback":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from transformers import TrainerCallback
 
-    ``on_save`` runs in every process right after ``Trainer._save_checkpoint``; the processes wait for each other
-    (each writes its own RNG state, DeepSpeed its shards) before the main process writes the marker.
-    """
+    class CompleteCheckpointCallback(TrainerCallback):
+        """Marks each checkpoint complete once transformers has saved it, then rotates old checkpoints.
 
-    def __init__(self, save_total_limit: int | None) -> None:
-        self.save_total_limit = save_total_limit
+        ``on_save`` runs in every process right after ``Trainer._save_checkpoint``; the processes wait for each other
+        (each writes its own RNG state, DeepSpeed its shards) before the main process writes the marker.
+        """
 
-    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        import torch.distributed as dist
+        def __init__(self, save_total_limit: int | None) -> None:
+            self.save_total_limit = save_total_limit
 
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            dist.barrier()
-        if args.should_save:
-            mark_complete(Path(args.output_dir) / f"checkpoint-{state.global_step}", state.global_step)
-            prune_checkpoints(args.output_dir, self.save_total_limit)
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            import torch.distributed as dist
+
+            if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+                dist.barrier()
+            if args.should_save:
+                mark_complete(Path(args.output_dir) / f"checkpoint-{state.global_step}", state.global_step)
+                prune_checkpoints(args.output_dir, self.save_total_limit)
+
+    CompleteCheckpointCallback.__qualname__ = name
+    globals()[name] = CompleteCheckpointCallback
+    return CompleteCheckpointCallback
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -294,7 +304,7 @@ def _write_atomically(path: Path, text: str) -> None:
 __all__ = [
     "CHECKPOINT_COMPLETE",
     "LOCK_FILE",
-    "CompleteCheckpointCallback",
+    "CompleteCheckpointCallback",  # noqa: F822 — built on first use by __getattr__
     "RunLockedError",
     "checkpoint_problem",
     "checkpoint_step",

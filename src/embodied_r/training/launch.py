@@ -104,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         format=f"%(asctime)s rank{rank} %(levelname)s %(name)s: %(message)s",
     )
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from embodied_r.runtime import tune_process
+
+    tune_process()  # the allocator and threads the launching stage exported (embodied_r.runtime), before torch
 
     from embodied_r.rewards import RewardsConfig, build_reward_funcs
     from embodied_r.training.grpo import train_grpo
