@@ -83,7 +83,8 @@ def test_whole_lineage_in_process_through_dagster(tiny_project):
     run(["raw_videos"])  # registers one dynamic partition per video
     run(["keyframes"], tags=all_videos_run_tags(instance, project))  # every video in one run
     downstream = [k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()]
-    downstream = [k for k in downstream if k not in ("raw_videos", "keyframes")]
+    # predictions answers the inbox's videos (partitioned by them): not a stage of the lineage
+    downstream = [k for k in downstream if k not in ("raw_videos", "keyframes", "predictions")]
     result = run(downstream)
     checks = list(result.get_asset_check_evaluations())
     assert checks and all(c.passed for c in checks)
@@ -119,7 +120,8 @@ def dvc_project(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     params["lm"]["cache_dir"] = str(tmp_path / "models")  # the tiny random LM is built here, not in ~/.cache
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _run([dvc, "init", "-q"], root, env)
-    (root / ".gitignore").write_text("/data/\n/mlruns/\n/.cache/\n/.dagster_home/\n")
+    (root / ".gitignore").write_text("/data/\n/mlruns/\n/.cache/\n/.dagster_home/\n/inbox/\n")
+    (root / "inbox").mkdir()  # the predictions stage's input: an empty inbox has nothing to answer
     _run(["git", "add", "-A"], root, env)
     _run(["git", "-c", "user.name=ci", "-c", "user.email=ci@localhost", "commit", "-qm", "tiny"], root, env)
     return root, env
@@ -151,7 +153,10 @@ def test_dvc_repro_runs_every_stage_once_then_only_what_changed(dvc_project):
     _run(["git", "add", "-A"], root, env)
     _run(["git", "-c", "user.name=ci", "-c", "user.email=ci@localhost", "commit", "-qm", "noise 0"], root, env)
     exp = _run(["dvc", "exp", "run", "-S", "evaluation.seed=1"], root, env)
-    assert _stages_run(exp) == {"evaluation_results"}
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    # and the stages that read its results (predictions: the champion it records)
+    readers = {name for name, stage in stages.items() if "${data_dir}/evaluation/results.json" in stage.get("deps", [])}
+    assert _stages_run(exp) == {"evaluation_results", *readers}
     assert yaml.safe_load((root / "params.yaml").read_text())["evaluation"]["seed"] == 1
     # The bootstrap does not change a completion: every test pass is read back from .cache/evaluation.
     results = json.loads((root / "data" / "evaluation" / "results.json").read_text())
