@@ -60,7 +60,7 @@ def _loop(*args: str, env: dict[str, str] | None = None) -> dict:
 
 def test_tune_process_stops_a_freed_64_mib_tensor_from_being_faulted_in_again_every_time() -> None:
     untuned = _loop("none")
-    tuned = _loop("tune", json.dumps({}))
+    tuned = _loop("tune", json.dumps({"malloc_keep_freed": True}))
     # glibc's default: every 64 MiB block is a fresh mmap, all of its pages faulted in again each round
     assert untuned["faults"] >= 12 * PAGES_64_MIB * 0.9
     # kept for reuse: the same pages serve every round (a few faults of the interpreter's own, far below one block)
@@ -71,6 +71,7 @@ def test_tune_process_stops_a_freed_64_mib_tensor_from_being_faulted_in_again_ev
 def test_keep_freed_false_leaves_glibcs_defaults() -> None:
     untouched = _loop("tune", json.dumps({"malloc_keep_freed": False}))
     assert untouched["faults"] >= 12 * PAGES_64_MIB * 0.9
+    assert RuntimeConfig().malloc_keep_freed is False  # the default: no gain measured (docs/roofline.md)
     assert not any(k.startswith("MALLOC_") for k in untouched["env"])
 
 
@@ -79,7 +80,8 @@ def test_a_process_started_after_tune_process_is_tuned_the_same_way_without_call
     script = (
         "import os, subprocess, sys\n"
         "from embodied_r.runtime import tune_process\n"
-        "tune_process()\n"
+        "from embodied_r.config import RuntimeConfig\n"
+        "tune_process(RuntimeConfig(malloc_keep_freed=True))\n"
         "sys.exit(subprocess.run([sys.executable, '-c', sys.argv[1], 'none']).returncode)\n"
     )
     result = subprocess.run(
@@ -102,18 +104,18 @@ def test_the_runtime_section_is_validated_and_its_settings_are_what_glibc_reads(
     assert yaml.safe_load((ROOT / "params.yaml").read_text())["runtime"] == RuntimeConfig().model_dump()
     with pytest.raises(ParamsError, match=r"runtime\.malloc_trim_threshold_mb"):
         parse_params({"runtime": {"malloc_trim_threshold_mb": 4096}})  # mallopt takes an int: at most 2047 MiB
-    assert malloc_environment(RuntimeConfig(malloc_arena_max=2)) == {
+    assert malloc_environment(RuntimeConfig(malloc_keep_freed=True, malloc_arena_max=2)) == {
         "MALLOC_MMAP_MAX_": "0",
         "MALLOC_TRIM_THRESHOLD_": str(1024 * 2**20),
         "MALLOC_ARENA_MAX": "2",
     }
-    assert malloc_environment(RuntimeConfig(malloc_keep_freed=False)) == {}
+    assert malloc_environment(RuntimeConfig()) == {}
 
 
 def test_materialize_tunes_its_process_with_the_params_files_runtime_section(tmp_path: Path) -> None:
     """Every DVC stage is ``embodied-r materialize``: it applies ``runtime`` before any step runs."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["runtime"]["malloc_arena_max"] = 3
+    params["runtime"].update(malloc_keep_freed=True, malloc_arena_max=3)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     result = subprocess.run(
         [sys.executable, "-m", "orchestration.cli", "-v", "--root", str(tmp_path), "materialize", "no_such_asset"],

@@ -4,9 +4,10 @@ Why: a GRPO step allocates and frees tensors of tens to hundreds of MiB (activat
 49,152-token vocabulary). glibc ``malloc`` serves every block above its mmap threshold (at most 32 MiB) with a
 fresh ``mmap`` and gives it back with ``munmap`` on free, and trims the top of its heap above 128 KiB: the next step
 maps the same memory again and the kernel zeroes it page by page — millions of minor page faults and bursts of
-system time, not compute. :func:`tune_process` tells glibc to keep freed memory for reuse instead
+system time, not compute. :func:`tune_process` can tell glibc to keep freed memory for reuse instead
 (``runtime.malloc_keep_freed``: no mmap for large blocks, ``M_MMAP_MAX`` 0, and a trim threshold of
-``runtime.malloc_trim_threshold_mb``). ``benchmarks/allocator.py`` measures the effect (docs/roofline.md).
+``runtime.malloc_trim_threshold_mb``). ``benchmarks/allocator.py`` measures the effect (docs/roofline.md: on a
+2-core EPYC it saved no measurable time, so it is off by default).
 
 What it sets is also exported as the environment variables glibc and torch read at start-up (``MALLOC_MMAP_MAX_``,
 ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_ARENA_MAX``, ``OMP_NUM_THREADS``), so the processes a stage starts (Dagster's
@@ -15,7 +16,7 @@ glibc (macOS, musl) the allocator part is a no-op, logged once. Nothing here cha
 comes from and how many threads compute.
 
 >>> from embodied_r.config import RuntimeConfig
->>> sorted(malloc_environment(RuntimeConfig()))
+>>> sorted(malloc_environment(RuntimeConfig(malloc_keep_freed=True)))
 ['MALLOC_MMAP_MAX_', 'MALLOC_TRIM_THRESHOLD_']
 """
 

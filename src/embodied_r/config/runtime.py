@@ -66,12 +66,13 @@ class OrchestrationConfig(_Section):
 class RuntimeConfig(_Section):
     """How each stage's process sets up its allocator and threads (:func:`embodied_r.runtime.tune_process`).
 
-    Not in the paper (a GPU run has no such knobs); no effect on results, only on speed. The defaults are what
-    ``benchmarks/allocator.py`` measured best on a 2-core CPU (docs/roofline.md, 2026-12-07).
+    Not in the paper (a GPU run has no such knobs); no effect on results, only on speed. The defaults leave glibc and
+    torch as they come: on the 2-core EPYC where ``benchmarks/allocator.py`` ran (docs/roofline.md, 2026-12-07),
+    keeping freed memory saved no measurable time (system time was 1.5 % of the CPU either way).
     """
 
     malloc_keep_freed: bool = Field(
-        True,
+        False,
         description="glibc: freed memory stays in the heap for reuse (M_MMAP_MAX 0) instead of being unmapped and "
         "faulted in again every step; false = glibc's defaults. No effect elsewhere than glibc.",
     )
