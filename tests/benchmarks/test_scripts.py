@@ -23,6 +23,28 @@ def _runs(w: dict[str, Path]) -> dict[str, tuple[list[str], str]]:
     model, data, params, out = str(w["model"]), str(w["data"]), str(w["params"]), w["root"] / "out"
     rows = data + "/training_set/"
     return {
+        "allocator": (
+            [
+                "--model",
+                model,
+                "--variants",
+                "default",
+                "tuned",
+                "--rounds",
+                "1",
+                "--grpo-steps",
+                "2",
+                "--cold-steps",
+                "2",
+                "--cold-batch",
+                "2",
+                "--completion-tokens",
+                "8",
+                "--prompt-tokens",
+                "40",
+            ],
+            "| GRPO | tuned |",
+        ),
         "grpo": (["--rounds", "2", "--steps", "2"], "overhead per round: median"),
         "keyframes": (["--n", "1", "--seconds", "3", "--repeat", "1", "--breakdown"], "identical indices yes"),
         "perception": (["--root", str(w["root"])], "per_question"),
