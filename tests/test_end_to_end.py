@@ -120,8 +120,11 @@ def dvc_project(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     params["lm"]["cache_dir"] = str(tmp_path / "models")  # the tiny random LM is built here, not in ~/.cache
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _run([dvc, "init", "-q"], root, env)
-    (root / ".gitignore").write_text("/data/\n/mlruns/\n/.cache/\n/.dagster_home/\n/inbox/\n")
-    (root / "inbox").mkdir()  # the predictions stage's input: an empty inbox has nothing to answer
+    # The predictions stage's input, as in the project: the inbox's README is in git, its videos are not (an empty
+    # inbox has nothing to answer, and a clone gets the same inbox).
+    (root / ".gitignore").write_text("/data/\n/mlruns/\n/.cache/\n/.dagster_home/\n/inbox/*\n!/inbox/README.md\n")
+    (root / "inbox").mkdir()
+    shutil.copy(PROJECT_ROOT / "inbox" / "README.md", root / "inbox" / "README.md")
     _run(["git", "add", "-A"], root, env)
     _run(["git", "-c", "user.name=ci", "-c", "user.email=ci@localhost", "commit", "-qm", "tiny"], root, env)
     return root, env
