@@ -114,6 +114,10 @@ def _wait_for(path: Path, proc: subprocess.Popen, seconds: float = 120) -> None:
         time.sleep(0.2)
 
 
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
 def test_an_interrupted_demo_restores_params_yaml_and_records_no_experiment(tmp_path: Path, how: str):
@@ -126,6 +130,10 @@ def test_an_interrupted_demo_restores_params_yaml_and_records_no_experiment(tmp_
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group, as a terminal's foreground job
+        # ... with Ctrl-C's default action: a shell starting pytest in the background (`make test &`, some CI
+        # runners) makes SIGINT ignored, and an ignored signal stays ignored across exec (Python then installs no
+        # handler), which no terminal's foreground job has
+        preexec_fn=_sigint_default,
     )
     _wait_for(root / "started", proc)
     assert yaml.safe_load((root / "params.yaml").read_text())["profile"] == "tiny", "the run reads the profile"
