@@ -66,3 +66,20 @@ def test_append_jsonl_adds_a_line_and_writes_what_write_jsonl_writes(tmp_path):
     write_jsonl(tmp_path / "whole.jsonl", rows)
     assert log.read_bytes() == (tmp_path / "whole.jsonl").read_bytes()
     assert log.read_text(encoding="utf-8").splitlines()[0] == '{"a":"é","b":1}'
+
+
+def test_write_jsonl_is_atomic_a_failure_midway_keeps_the_old_file_and_no_part_file(tmp_path):
+    from embodied_r.data.records import write_jsonl
+
+    path = tmp_path / "rows.jsonl"
+    assert write_jsonl(path, [{"a": 1}, {"a": 2}]) == 2
+    before = path.read_bytes()
+
+    def rows():
+        yield {"a": 3}
+        raise RuntimeError("killed while writing")
+
+    with pytest.raises(RuntimeError):
+        write_jsonl(path, rows())
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.jsonl"]

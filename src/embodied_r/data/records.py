@@ -9,6 +9,7 @@ choices, the data source, the kind of answer and the split.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -138,13 +139,23 @@ def _plain(row: BaseModel | dict) -> dict:
 
 
 def write_jsonl(path: Path, rows: Iterable[BaseModel | dict]) -> int:
-    """Write rows as canonical JSON lines; returns the number written."""
+    """Write rows as canonical JSON lines; returns the number written.
+
+    Atomic: the rows go to a temporary file beside ``path`` that replaces it whole, so a killed run leaves the old
+    file or the new one, never half of it.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")  # opened as the file itself would be (umask)
     count = 0
-    with path.open("w", encoding="utf-8", newline="\n") as fh:
-        for row in rows:
-            fh.write(dumps_canonical(_plain(row)) + "\n")
-            count += 1
+    try:
+        with tmp.open("w", encoding="utf-8", newline="\n") as fh:
+            for row in rows:
+                fh.write(dumps_canonical(_plain(row)) + "\n")
+                count += 1
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return count
 
 

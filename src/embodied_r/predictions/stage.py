@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -24,7 +23,7 @@ from typing import Any
 
 from embodied_r.config import Params
 from embodied_r.data.adapters import VIDEO_EXTENSIONS
-from embodied_r.data.records import dumps_canonical
+from embodied_r.data.records import write_jsonl
 from embodied_r.errors import UserError
 from embodied_r.layout import Layout
 from embodied_r.predictions.inbox import Inbox, read_inbox
@@ -106,17 +105,6 @@ def _portable(text: str, root: Path) -> str:
     return text.replace(f"{Path(root).resolve()}{os.sep}", "").replace(f"{root}{os.sep}", "")
 
 
-def _write_jsonl_atomic(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.writelines(dumps_canonical(row) + "\n" for row in rows)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 def predict_video(params: Params, layout: Layout, video_id: str, asker: Any, inbox: Inbox | None = None,
                   *, version: str = "") -> PredictionsOutcome:  # fmt: skip
     """Answer every inbox question about ``video_id`` with ``asker`` (an :class:`embodied_r.inference.Asker`),
@@ -165,7 +153,7 @@ def predict_video(params: Params, layout: Layout, video_id: str, asker: Any, inb
              for p in problems]  # fmt: skip
     seconds = time.perf_counter() - start
     path = layout.predictions / f"{video_id}.jsonl"
-    _write_jsonl_atomic(path, rows)
+    write_jsonl(path, rows)  # atomic: a killed run leaves the old file or the new one
     answered = [r for r in rows if "error" not in r]
     scored = [r["correct"] for r in answered if "correct" in r]
     outcome = PredictionsOutcome(
