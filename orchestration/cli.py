@@ -385,16 +385,17 @@ def dvc_remote_argvs(storage) -> list[list[str]]:
 
 def cmd_remote(args: argparse.Namespace) -> int:
     """Apply params.yaml's ``storage`` section to ``.dvc/config`` (what ``make setup`` runs)."""
-    import shutil
     import subprocess
 
     from embodied_r.config import load_params
+    from embodied_r.dvc_experiment import DvcNotFoundError, find_dvc
 
     root = Path(args.root).resolve()
     storage = load_params(root / args.params).storage
-    dvc = shutil.which("dvc") or shutil.which("dvc", path=str(root / ".venv-dvc" / "bin"))
-    if dvc is None:
-        print("dvc is not installed: `make setup` installs it (in .venv-dvc)", file=sys.stderr)
+    try:
+        dvc = find_dvc(root)
+    except DvcNotFoundError as exc:
+        print(exc, file=sys.stderr)
         return 1
     if not (root / ".dvc").is_dir():
         print(f"{root} is not a DVC repository: run `dvc init` there (or `make setup`)", file=sys.stderr)
